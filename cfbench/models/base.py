@@ -1,0 +1,99 @@
+"""The model interface every recommender in cfbench follows.
+
+scikit-learn conventions: hyper-parameters are constructor arguments, ``fit`` learns from a
+*support* matrix (users × items: real users' 0/1 rows, a subset of them, or real-valued
+synthetic users) and returns ``self``; learned state ends in ``_``. ``score`` folds in any
+query users from their interaction rows and returns a dense (queries × items) score block.
+
+Every model has exactly one tuned hyper-parameter, ``lam`` (a ridge strength), chosen on
+validation from ``lambda_grid``. ``fit_path`` fits the whole grid and may share work
+between grid points (∞-AE reuses its kernel matrix).
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, Self
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["NumericalError", "Recommender", "Support", "as_dense"]
+
+Support = sp.spmatrix | sp.sparray | np.ndarray | jax.Array
+
+
+class NumericalError(ArithmeticError):
+    """A fit produced non-finite numbers (e.g. an unregularised singular system)."""
+
+
+def as_dense(x: Support, dtype: Any) -> jax.Array:
+    """A dense device array of ``x`` in ``dtype``; sparse input is densified."""
+    if sp.issparse(x):
+        x = x.toarray()
+    arr = jnp.asarray(x, dtype=dtype)
+    if arr.ndim != 2:
+        raise ValueError(f"expected a 2-D users × items matrix, got shape {arr.shape}")
+    return arr
+
+
+def resolve_dtype(dtype: str) -> Any:
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError("float64 needs JAX x64 mode: set JAX_ENABLE_X64=1 or pass --dtype float64 to the CLI")
+    return jnp.dtype(dtype)
+
+
+class Recommender(abc.ABC):
+    """A model fitted on a support matrix that scores query users by folding in their history."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    lambda_grid: ClassVar[tuple[float, ...]]
+    lam: float
+
+    @abc.abstractmethod
+    def fit(self, support: Support) -> Self:
+        """Learn from ``support`` (users × items) and return ``self``."""
+
+    @abc.abstractmethod
+    def score(self, queries: Support) -> jax.Array:
+        """Scores (queries × items) for users whose interactions are the rows of ``queries``."""
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    def set_params(self, **params: Any) -> Self:
+        for key, value in params.items():
+            if key not in self.get_params():
+                raise ValueError(f"{type(self).__name__} has no hyper-parameter {key!r}")
+            setattr(self, key, value)
+        return self
+
+    def clone(self, **params: Any) -> Self:
+        """An unfitted copy with the same hyper-parameters, updated by ``params``."""
+        new = copy.copy(self)
+        for key in list(vars(new)):
+            if key.endswith("_"):
+                delattr(new, key)
+        return new.set_params(**params)
+
+    def fit_path(self, support: Support, grid: Sequence[float]) -> Iterator[tuple[float, Self | NumericalError]]:
+        """Yield ``(lam, fitted model)`` for each ``lam`` in ``grid``, or ``(lam, error)`` where that fit failed.
+
+        Models may share work across the grid (∞-AE computes its kernel once).
+        """
+        for lam in grid:
+            try:
+                yield lam, self.clone(lam=lam).fit(support)
+            except NumericalError as err:
+                yield lam, err
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

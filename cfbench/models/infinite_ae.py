@@ -1,0 +1,118 @@
+"""∞-AE (Sachdeva et al., NeurIPS 2022): kernel ridge regression with an autoencoder's NTK.
+
+With support rows X_s (n × d), K = Θ(X_s, X_s) and the ridge scaled by the mean kernel
+diagonal, the fitted model is
+
+    α = (K + λ · tr(K)/n · I)⁻¹ X_s,        scores(X_q) = Θ(X_q, X_s) α.
+
+Cost: O(n²d) for K, O(n³ + n²d) for the solve, O(m n d) to score m users; memory
+O(n² + n d) plus one (block × n) kernel block at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator, Sequence
+from typing import ClassVar, Self
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+
+from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
+from cfbench.ntk import NTKConfig, ntk_from_gram
+
+__all__ = ["InfiniteAE", "kernel_matrix"]
+
+DEFAULT_BLOCK = 2048
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _kernel_block(rows: jax.Array, support: jax.Array, support_sq: jax.Array, config: NTKConfig) -> jax.Array:
+    gram = rows @ support.T
+    return ntk_from_gram(gram, jnp.sum(rows * rows, axis=1), support_sq, rows.shape[1], config)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _score_block(rows: jax.Array, support: jax.Array, support_sq: jax.Array, alpha: jax.Array,
+                 config: NTKConfig) -> jax.Array:
+    return _kernel_block(rows, support, support_sq, config) @ alpha
+
+
+@jax.jit
+def _ridge_solve(kernel: jax.Array, targets: jax.Array, ridge: jax.Array) -> jax.Array:
+    n = kernel.shape[0]
+    chol = jnp.linalg.cholesky(kernel + ridge * jnp.eye(n, dtype=kernel.dtype))
+    return jsl.cho_solve((chol, True), targets)
+
+
+def kernel_matrix(rows: jax.Array, support: jax.Array, config: NTKConfig = NTKConfig(),
+                  block_size: int = DEFAULT_BLOCK) -> jax.Array:
+    """Θ(rows, support), computed ``block_size`` rows at a time to bound temporary memory."""
+    support_sq = jnp.sum(support * support, axis=1)
+    blocks = [_kernel_block(rows[s:s + block_size], support, support_sq, config)
+              for s in range(0, rows.shape[0], block_size)]
+    return jnp.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+
+
+class InfiniteAE(Recommender):
+    """Infinitely wide autoencoder (Dense→ReLU→Dense NTK) fitted in closed form.
+
+    Parameters
+    ----------
+    lam: ridge strength, relative to the mean kernel diagonal (the reference's λ).
+    depth: number of hidden Dense→ReLU blocks.
+    w_std, b_std: weight and bias standard deviations (NTK parameterisation).
+    dtype: "float32" (default) or "float64" (needs JAX x64 mode).
+    block_size: rows of the kernel computed at once.
+    """
+
+    name: ClassVar[str] = "infinite-ae"
+    description: ClassVar[str] = "∞-AE: kernel ridge regression with the NTK of Dense→ReLU→Dense"
+    lambda_grid: ClassVar[tuple[float, ...]] = (0.0, 1.0, 5.0, 20.0, 50.0, 100.0)
+
+    def __init__(self, lam: float = 5.0, depth: int = 1, w_std: float = math.sqrt(2.0), b_std: float = 0.1,
+                 dtype: str = "float32", block_size: int = DEFAULT_BLOCK) -> None:
+        self.lam = lam
+        self.depth = depth
+        self.w_std = w_std
+        self.b_std = b_std
+        self.dtype = dtype
+        self.block_size = block_size
+
+    @property
+    def config(self) -> NTKConfig:
+        return NTKConfig(self.depth, self.w_std, self.b_std)
+
+    def _prepare(self, support: Support) -> tuple[jax.Array, jax.Array, jax.Array]:
+        xs = as_dense(support, resolve_dtype(self.dtype))
+        if xs.shape[0] == 0:
+            raise ValueError("∞-AE needs at least one support user")
+        return xs, jnp.sum(xs * xs, axis=1), kernel_matrix(xs, xs, self.config, self.block_size)
+
+    def _with_solution(self, xs: jax.Array, xs_sq: jax.Array, kernel: jax.Array, lam: float) -> Self:
+        ridge = abs(lam) * jnp.trace(kernel) / kernel.shape[0]
+        alpha = _ridge_solve(kernel, xs, ridge.astype(kernel.dtype))
+        if not bool(jnp.all(jnp.isfinite(alpha))):
+            raise NumericalError(f"∞-AE solve with lam={lam} is not finite: the kernel is singular; use lam > 0")
+        fitted = self.clone(lam=lam)
+        fitted.support_, fitted.support_sq_, fitted.alpha_ = xs, xs_sq, alpha
+        return fitted
+
+    def fit(self, support: Support) -> Self:
+        fitted = self._with_solution(*self._prepare(support), self.lam)
+        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+        return self
+
+    def fit_path(self, support: Support, grid: Sequence[float]) -> Iterator[tuple[float, Self | NumericalError]]:
+        xs, xs_sq, kernel = self._prepare(support)  # shared by every λ
+        for lam in grid:
+            try:
+                yield lam, self._with_solution(xs, xs_sq, kernel, lam)
+            except NumericalError as err:
+                yield lam, err
+
+    def score(self, queries: Support) -> jax.Array:
+        q = as_dense(queries, self.alpha_.dtype)
+        return _score_block(q, self.support_, self.support_sq_, self.alpha_, self.config)

@@ -1,0 +1,168 @@
+"""Plugin discovery for samplers and models, and ``NAME[:param=value,...]`` specs.
+
+Samplers register under the entry-point group ``cfbench.samplers`` and models under
+``cfbench.models``; cfbench's own built-ins register there too, from its ``pyproject.toml``.
+A spec may also name a class directly as ``module:attr`` (optionally ``module:attr:k=v``),
+which loads it ad hoc without registration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata
+import inspect
+import typing
+from typing import Any
+
+from cfbench.models.base import Recommender
+from cfbench.sampling import Sampler
+
+__all__ = ["PluginError", "available_models", "available_samplers", "load_model", "load_sampler",
+           "split_specs"]
+
+SAMPLER_GROUP = "cfbench.samplers"
+MODEL_GROUP = "cfbench.models"
+
+
+class PluginError(ValueError):
+    """A plugin could not be found, loaded or configured."""
+
+
+def _entry_points(group: str) -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=group)}
+
+
+def available_samplers() -> dict[str, type[Sampler]]:
+    """Every sampler registered under ``cfbench.samplers``, by name."""
+    return {name: _load_entry(ep, Sampler) for name, ep in sorted(_entry_points(SAMPLER_GROUP).items())}
+
+
+def available_models() -> dict[str, type[Recommender]]:
+    """Every model registered under ``cfbench.models``, by name."""
+    return {name: _load_entry(ep, Recommender) for name, ep in sorted(_entry_points(MODEL_GROUP).items())}
+
+
+def _load_entry(ep: importlib.metadata.EntryPoint, base: type) -> type:
+    try:
+        obj = ep.load()
+    except Exception as err:  # a broken third-party plugin must not hide the others' names
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {err}") from err
+    return _check_class(obj, base, ep.value)
+
+
+def _check_class(obj: Any, base: type, where: str) -> type:
+    if not (inspect.isclass(obj) and issubclass(obj, base)):
+        raise PluginError(f"{where} is not a subclass of {base.__module__}.{base.__name__}")
+    return obj
+
+
+def split_specs(text: str) -> list[str]:
+    """Split ``"a,b:x=1,y=2,c"`` into ``["a", "b:x=1,y=2", "c"]``: a ``k=v`` token continues the previous spec."""
+    specs: list[str] = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        if "=" in token and ":" not in token.split("=", 1)[0] and specs:
+            specs[-1] += "," + token
+        else:
+            specs.append(token)
+    return specs
+
+
+def _parse(spec: str, group: str) -> tuple[str, str | None, dict[str, str]]:
+    """``(name, module:attr or None, raw params)`` of a spec."""
+    head, params = spec, ""
+    parts = spec.split(":")
+    if len(parts) > 1 and "=" in parts[-1]:
+        head, params = ":".join(parts[:-1]), parts[-1]
+    raw: dict[str, str] = {}
+    for item in filter(None, params.split(",")):
+        if "=" not in item:
+            raise PluginError(f"bad parameter {item!r} in {spec!r}: write NAME:param=value,param=value")
+        key, value = item.split("=", 1)
+        raw[key.strip().replace("-", "_")] = value.strip()
+    registered = _entry_points(group)
+    if head in registered:
+        return head, None, raw
+    if ":" in head:
+        return head, head, raw
+    kind = "sampler" if group == SAMPLER_GROUP else "model"
+    raise PluginError(f"unknown {kind} {head!r}; available: {', '.join(sorted(registered)) or 'none'} "
+                      f"(or give module:attr)")
+
+
+def _import(target: str, base: type) -> type:
+    module, _, attr = target.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise PluginError(f"cannot load {target!r}: {err}") from err
+    return _check_class(obj, base, target)
+
+
+def coerce(value: str, annotation: Any) -> Any:
+    """Convert a command-line string to the annotated type (bool, int, float, str, or a union of them)."""
+    origin = typing.get_origin(annotation)
+    options = typing.get_args(annotation) if origin in (typing.Union, getattr(__import__("types"), "UnionType")) \
+        else (annotation,)
+    if value.lower() in ("none", "null") and type(None) in options:
+        return None
+    for option in options:
+        if option is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            continue
+        if option in (int, float, str):
+            try:
+                return option(value)
+            except ValueError:
+                continue
+    raise ValueError(f"{value!r} is not a valid {annotation}")
+
+
+def load_sampler(spec: str) -> Sampler:
+    """A configured sampler from ``NAME[:param=value,...]`` or ``module:attr[:param=value,...]``."""
+    name, target, raw = _parse(spec, SAMPLER_GROUP)
+    cls = _import(target, Sampler) if target else _load_entry(_entry_points(SAMPLER_GROUP)[name], Sampler)
+    hints = typing.get_type_hints(cls.Config)
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    params = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise PluginError(f"sampler {cls.name!r} has no parameter {key!r}; it takes: "
+                              f"{', '.join(sorted(fields)) or 'none'}")
+        try:
+            params[key] = coerce(value, hints[key])
+        except ValueError as err:
+            raise PluginError(f"sampler {cls.name!r}, parameter {key!r}: {err}") from err
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as err:
+        raise PluginError(f"sampler {cls.name!r}: {err}") from err
+
+
+def load_model(spec: str, **overrides: Any) -> Recommender:
+    """A configured model from ``NAME[:param=value,...]`` (constructor arguments)."""
+    name, target, raw = _parse(spec, MODEL_GROUP)
+    cls = _import(target, Recommender) if target else _load_entry(_entry_points(MODEL_GROUP)[name], Recommender)
+    signature = inspect.signature(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__)
+    params: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in signature.parameters or key == "self":
+            allowed = [p for p in signature.parameters if p != "self"]
+            raise PluginError(f"model {cls.name!r} has no parameter {key!r}; it takes: {', '.join(allowed)}")
+        try:
+            params[key] = coerce(value, hints.get(key, str))
+        except ValueError as err:
+            raise PluginError(f"model {cls.name!r}, parameter {key!r}: {err}") from err
+    params.update({k: v for k, v in overrides.items() if k in signature.parameters and k not in params})
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as err:
+        raise PluginError(f"model {cls.name!r}: {err}") from err

@@ -1,0 +1,123 @@
+"""The three kinds of data subset a sampler may return, and how models train on them.
+
+* :class:`UserSubset` — real users, by row index into the train matrix.
+* :class:`InteractionSubset` — real interactions, a boolean mask over the train matrix's
+  non-zeros in CSR order (``train.indices``), i.e. a sub-matrix of train.
+* :class:`SyntheticUsers` — a real-valued (users × items) matrix, e.g. distilled data.
+
+Every model trains on :func:`support_matrix` of a subset; evaluation always folds in all real
+users from their own history, whatever the subset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["InteractionSubset", "Subset", "SubsetError", "SyntheticUsers", "UserSubset", "subset_size",
+           "support_matrix", "validate_subset"]
+
+
+class SubsetError(ValueError):
+    """A sampler returned an invalid subset."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class UserSubset:
+    """Real users kept, as row indices of the train matrix."""
+
+    users: np.ndarray
+    kind = "users"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class InteractionSubset:
+    """Real train interactions kept: a boolean mask aligned with ``train.indices`` (CSR order)."""
+
+    mask: np.ndarray
+    kind = "interactions"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SyntheticUsers:
+    """Synthetic users: a real-valued (users × items) matrix, used as-is as support rows."""
+
+    matrix: np.ndarray
+    kind = "synthetic"
+
+
+Subset = UserSubset | InteractionSubset | SyntheticUsers
+
+
+def support_matrix(subset: Subset, train: sp.csr_matrix) -> sp.csr_matrix | np.ndarray:
+    """The support rows a model trains on; users left with no interaction are dropped."""
+    if isinstance(subset, UserSubset):
+        return train[np.sort(subset.users)]
+    if isinstance(subset, InteractionSubset):
+        kept = sp.csr_matrix((train.data * subset.mask, train.indices, train.indptr), shape=train.shape)
+        kept.eliminate_zeros()
+        return kept[np.diff(kept.indptr) > 0]
+    if isinstance(subset, SyntheticUsers):
+        return np.asarray(subset.matrix)
+    raise SubsetError(f"unknown subset type {type(subset).__name__}")
+
+
+def subset_size(subset: Subset, train: sp.csr_matrix) -> dict[str, float]:
+    """Users, interactions (non-zeros), total interaction weight and fraction of train interactions."""
+    support = support_matrix(subset, train)
+    nnz = int(support.nnz) if sp.issparse(support) else int(np.count_nonzero(support))
+    weight = float(support.sum())
+    return {"n_users": int(support.shape[0]), "n_interactions": nnz, "interaction_weight": weight,
+            "fraction_train_interactions": weight / max(train.nnz, 1)}
+
+
+def interaction_budget(budget: int, train: sp.csr_matrix) -> int:
+    """Interactions that a budget of ``budget`` users buys: the same fraction b/U of train interactions."""
+    return int(round(train.nnz * min(budget, train.shape[0]) / train.shape[0]))
+
+
+def validate_subset(subset: object, train: sp.csr_matrix, budget: int, who: str) -> Subset:
+    """Check what a sampler returned; raise :class:`SubsetError` naming ``who`` and the problem."""
+    n_users, n_items = train.shape
+    if isinstance(subset, UserSubset):
+        users = np.asarray(subset.users)
+        if users.ndim != 1 or not np.issubdtype(users.dtype, np.integer):
+            raise SubsetError(f"sampler {who!r} returned user indices of dtype {users.dtype} and shape "
+                              f"{users.shape}; expected a 1-D integer array")
+        if users.size == 0:
+            raise SubsetError(f"sampler {who!r} returned no users")
+        if users.min() < 0 or users.max() >= n_users:
+            raise SubsetError(f"sampler {who!r} returned user indices outside [0, {n_users})")
+        if np.unique(users).size != users.size:
+            raise SubsetError(f"sampler {who!r} returned duplicate user indices")
+        if users.size > budget:
+            raise SubsetError(f"sampler {who!r} returned {users.size} users for a budget of {budget}")
+        return UserSubset(users.astype(np.int64))
+    if isinstance(subset, InteractionSubset):
+        mask = np.asarray(subset.mask)
+        if mask.dtype != bool or mask.shape != (train.nnz,):
+            raise SubsetError(f"sampler {who!r} returned an interaction mask of dtype {mask.dtype} and shape "
+                              f"{mask.shape}; expected bool of shape ({train.nnz},), aligned with train.indices")
+        allowed = interaction_budget(budget, train)
+        if mask.sum() == 0:
+            raise SubsetError(f"sampler {who!r} kept no interactions")
+        if mask.sum() > allowed:
+            raise SubsetError(f"sampler {who!r} kept {int(mask.sum())} interactions; a budget of {budget} users "
+                              f"allows {allowed} ({budget}/{n_users} of train)")
+        return InteractionSubset(mask)
+    if isinstance(subset, SyntheticUsers):
+        matrix = np.asarray(subset.matrix)
+        if matrix.ndim != 2 or matrix.shape[1] != n_items:
+            raise SubsetError(f"sampler {who!r} returned synthetic users of shape {matrix.shape}; "
+                              f"expected (≤{budget}, {n_items})")
+        if not np.issubdtype(matrix.dtype, np.floating) and not np.issubdtype(matrix.dtype, np.integer):
+            raise SubsetError(f"sampler {who!r} returned synthetic users of dtype {matrix.dtype}")
+        if matrix.shape[0] == 0 or matrix.shape[0] > budget:
+            raise SubsetError(f"sampler {who!r} returned {matrix.shape[0]} synthetic users for a budget of {budget}")
+        if not np.all(np.isfinite(matrix)):
+            raise SubsetError(f"sampler {who!r} returned non-finite values in its synthetic users")
+        return SyntheticUsers(matrix.astype(np.float32))
+    raise SubsetError(f"sampler {who!r} returned {type(subset).__name__}; expected UserSubset, "
+                      "InteractionSubset or SyntheticUsers")
