@@ -39,6 +39,10 @@ CUTOFFS = (10, 100)
 METRICS = tuple(f"{m}@{k}" for k in CUTOFFS for m in ("hr", "ndcg", "psp")) + ("auc",)
 N_NEGATIVES = 50
 SELECTION_METRIC = "hr@100"
+#: Users scored per model call. Fixed (the last chunk is zero-padded) so that every user is scored by
+#: a computation of the same shape whatever ``batch_size`` is: floating-point results, and so ties and
+#: metrics, then do not depend on the batch size.
+SCORE_CHUNK = 256
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -131,6 +135,18 @@ def _mask_and_rank(scores: jax.Array, masked: jax.Array, negatives: jax.Array, k
     return ranked, neg_scores
 
 
+def _score_in_chunks(score: Callable[[Support], jax.Array], queries: sp.csr_matrix, n_items: int) -> jax.Array:
+    n = queries.shape[0]
+    padded = sp.vstack([queries, sp.csr_matrix((-n % SCORE_CHUNK, n_items), dtype=queries.dtype)]).tocsr()
+    chunks = []
+    for start in range(0, padded.shape[0], SCORE_CHUNK):
+        block = score(padded[start:start + SCORE_CHUNK])
+        if block.shape != (SCORE_CHUNK, n_items):
+            raise ValueError(f"model returned scores of shape {block.shape}, expected {(SCORE_CHUNK, n_items)}")
+        chunks.append(block)
+    return jnp.concatenate(chunks)[:n] if len(chunks) > 1 else chunks[0][:n]
+
+
 def evaluate(model: Recommender | Callable[[Support], jax.Array], task: EvaluationTask, batch_size: int = 1024,
              cutoffs: Sequence[int] = CUTOFFS) -> EvaluationResult:
     """Rank all items for every evaluated user of ``task`` and compute the metrics."""
@@ -143,9 +159,7 @@ def evaluate(model: Recommender | Callable[[Support], jax.Array], task: Evaluati
     pos_scores, neg_scores = [], []
     for start in range(0, len(task.users), batch_size):
         users = task.users[start:start + batch_size]
-        scores = score(task.inputs[users])
-        if scores.shape != (len(users), n_items):
-            raise ValueError(f"model returned scores of shape {scores.shape}, expected {(len(users), n_items)}")
+        scores = _score_in_chunks(score, task.inputs[users], n_items)
         targets = task.targets[users]
         negatives = task.negatives[start:start + batch_size]
         ranked, neg = _mask_and_rank(scores, task.exclude[users].toarray() > 0, negatives, k_max)

@@ -58,7 +58,8 @@ def ideal_dcg(n_pos: np.ndarray, k: int) -> np.ndarray:
 
 def ndcg(hits: np.ndarray, n_pos: np.ndarray, k: int) -> np.ndarray:
     """NDCG@k per user with binary gains and the ideal DCG over min(|P|, k) items."""
-    dcg = (hits[:, :k] * _discounts(k)[None, :]).sum(axis=1)
+    hits = hits[:, :k]  # may be shorter than k when the catalogue has fewer than k items
+    dcg = (hits * _discounts(hits.shape[1])[None, :]).sum(axis=1)
     return dcg / ideal_dcg(n_pos, k)
 
 

@@ -1,0 +1,114 @@
+"""∞-AE and EASE against independent float64 NumPy computations."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from cfbench.models import EASE, InfiniteAE, NumericalError
+from cfbench.ntk import ntk
+from tests.conftest import x64
+
+
+def _data(n=25, d=18, seed=0, real=False):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, d)) < 0.3).astype(np.float64)
+    return x * rng.random((n, d)) if real else x
+
+
+def _krr_reference(xs, xq, lam):
+    with x64():
+        k = np.asarray(ntk(jnp.asarray(xs), jnp.asarray(xs)))
+        kq = np.asarray(ntk(jnp.asarray(xq), jnp.asarray(xs)))
+    ridge = lam * np.trace(k) / len(k)
+    return kq @ np.linalg.solve(k + ridge * np.eye(len(k)), xs)
+
+
+@pytest.mark.parametrize("real", [False, True])
+def test_infinite_ae_is_kernel_ridge_regression(real):
+    xs, xq = _data(real=real), _data(7, seed=1)
+    for lam in (1.0, 20.0):
+        got = np.asarray(InfiniteAE(lam=lam, block_size=4).fit(sp.csr_matrix(xs)).score(xq))
+        np.testing.assert_allclose(got, _krr_reference(xs, xq, lam), rtol=2e-3, atol=2e-4)
+
+
+def test_infinite_ae_float64_is_exact():
+    xs, xq = _data(), _data(7, seed=1)
+    with x64():
+        got = np.asarray(InfiniteAE(lam=5.0, dtype="float64").fit(xs).score(xq))
+    np.testing.assert_allclose(got, _krr_reference(xs, xq, 5.0), rtol=1e-9)
+
+
+def test_fit_path_equals_separate_fits():
+    xs, xq = _data(), _data(5, seed=2)
+    model = InfiniteAE()
+    for lam, fitted in model.fit_path(xs, (1.0, 50.0)):
+        alone = InfiniteAE(lam=lam).fit(xs)
+        np.testing.assert_allclose(np.asarray(fitted.score(xq)), np.asarray(alone.score(xq)), rtol=1e-5, atol=1e-6)
+        assert fitted.lam == lam
+    assert not hasattr(model, "alpha_")  # the template stays unfitted
+
+
+def test_infinite_ae_rejects_a_singular_unregularised_system():
+    xs = np.vstack([_data(5)] * 2)  # duplicated users: K is singular
+    with x64(), pytest.raises(NumericalError, match="singular"):
+        InfiniteAE(lam=0.0, dtype="float64").fit(xs)
+
+
+def _ease_reference(x, lam):
+    """Column j: ridge regression of item j on every other item (independent of the closed form)."""
+    d = x.shape[1]
+    b = np.zeros((d, d))
+    for j in range(d):
+        others = np.delete(np.arange(d), j)
+        a = x[:, others]
+        b[others, j] = np.linalg.solve(a.T @ a + lam * np.eye(d - 1), a.T @ x[:, j])
+    return b
+
+
+@pytest.mark.parametrize(("n", "solver"), [(40, "primal"), (10, "dual"), (10, "primal"), (40, "dual")])
+@pytest.mark.parametrize("real", [False, True])
+def test_ease_is_per_item_ridge_regression(n, solver, real):
+    x, xq = _data(n, 18, real=real), _data(6, 18, seed=3)
+    lam = 3.0
+    with x64():
+        model = EASE(lam=lam, solver=solver, dtype="float64").fit(x)
+        got = np.asarray(model.score(xq))
+    np.testing.assert_allclose(got, xq @ _ease_reference(x, lam), rtol=1e-8, atol=1e-10)
+
+
+def test_ease_auto_solver_and_float32_agree_with_float64():
+    x, xq = _data(12, 30), _data(5, 30, seed=4)
+    model = EASE(lam=10.0).fit(sp.csr_matrix(x))
+    assert model.solver_ == "dual"
+    np.testing.assert_allclose(np.asarray(model.score(xq)), xq @ _ease_reference(x, 10.0), rtol=1e-3, atol=1e-4)
+    assert EASE(lam=10.0).fit(_data(50, 30)).solver_ == "primal"
+
+
+def test_ease_item_never_predicts_itself():
+    x = _data(30, 10)
+    b = np.asarray(EASE(lam=1.0, solver="primal").fit(x).weights_)
+    np.testing.assert_array_equal(np.diag(b), 0.0)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0])
+def test_ease_needs_positive_lambda(bad):
+    with pytest.raises(ValueError, match="lam > 0"):
+        EASE(lam=bad).fit(_data())
+
+
+def test_float64_without_x64_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match="x64"):
+        InfiniteAE(dtype="float64").fit(_data())
+
+
+def test_clone_and_params_follow_sklearn_conventions():
+    model = InfiniteAE(lam=1.0, depth=2)
+    assert model.get_params() == {"lam": 1.0, "depth": 2, "w_std": model.w_std, "b_std": 0.1, "dtype": "float32",
+                                  "block_size": model.block_size}
+    fitted = model.clone().fit(_data())
+    assert hasattr(fitted, "alpha_") and not hasattr(fitted.clone(), "alpha_")
+    with pytest.raises(ValueError, match="no hyper-parameter"):
+        model.set_params(width=3)
