@@ -12,7 +12,9 @@ import dataclasses
 import importlib
 import importlib.metadata
 import inspect
+import types
 import typing
+import warnings
 from typing import Any
 
 from cfbench.models.base import Recommender
@@ -33,14 +35,24 @@ def _entry_points(group: str) -> dict[str, importlib.metadata.EntryPoint]:
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=group)}
 
 
+def _available(group: str, base: type) -> dict[str, type]:
+    found = {}
+    for name, ep in sorted(_entry_points(group).items()):
+        try:
+            found[name] = _load_entry(ep, base)
+        except PluginError as err:  # one broken plugin must not hide the others
+            warnings.warn(str(err), stacklevel=3)
+    return found
+
+
 def available_samplers() -> dict[str, type[Sampler]]:
-    """Every sampler registered under ``cfbench.samplers``, by name."""
-    return {name: _load_entry(ep, Sampler) for name, ep in sorted(_entry_points(SAMPLER_GROUP).items())}
+    """Every sampler registered under ``cfbench.samplers`` that imports, by name (broken ones warn)."""
+    return _available(SAMPLER_GROUP, Sampler)
 
 
 def available_models() -> dict[str, type[Recommender]]:
-    """Every model registered under ``cfbench.models``, by name."""
-    return {name: _load_entry(ep, Recommender) for name, ep in sorted(_entry_points(MODEL_GROUP).items())}
+    """Every model registered under ``cfbench.models`` that imports, by name (broken ones warn)."""
+    return _available(MODEL_GROUP, Recommender)
 
 
 def _load_entry(ep: importlib.metadata.EntryPoint, base: type) -> type:
@@ -106,8 +118,7 @@ def _import(target: str, base: type) -> type:
 def coerce(value: str, annotation: Any) -> Any:
     """Convert a command-line string to the annotated type (bool, int, float, str, or a union of them)."""
     origin = typing.get_origin(annotation)
-    options = typing.get_args(annotation) if origin in (typing.Union, getattr(__import__("types"), "UnionType")) \
-        else (annotation,)
+    options = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
     if value.lower() in ("none", "null") and type(None) in options:
         return None
     for option in options:
