@@ -56,7 +56,7 @@ def support_matrix(subset: Subset, train: sp.csr_matrix) -> sp.csr_matrix | np.n
     if isinstance(subset, UserSubset):
         return train[np.sort(subset.users)]
     if isinstance(subset, InteractionSubset):
-        kept = sp.csr_matrix((train.data * subset.mask, train.indices, train.indptr), shape=train.shape)
+        kept = sp.csr_matrix((train.data * subset.mask, train.indices, train.indptr), shape=train.shape, copy=True)
         kept.eliminate_zeros()
         return kept[np.diff(kept.indptr) > 0]
     if isinstance(subset, SyntheticUsers):
