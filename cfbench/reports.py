@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -112,45 +113,47 @@ def summary_table(df: pd.DataFrame) -> str:
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def _plot_metric(df: pd.DataFrame, metric: str, title: str, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for sampler in _sampler_order(df):
-        if sampler == FULL:
-            continue
-        st = _agg(df[df["sampler"] == sampler], metric).reset_index()
-        ax.errorbar(st["budget"], st["mean"], yerr=st["std"], marker="o", ms=4, capsize=2, label=sampler)
-    level = _full_level(df, metric)
-    if not math.isnan(level):
-        ax.axhline(level, color="black", ls="--", lw=1, label="full data")
+def _styles(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """A distinct colour and marker per sampler, stable for a given set of samplers."""
+    names = [n for n in _sampler_order(df) if n != FULL]
+    colours = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+    markers = "osD^v<>pPX*h"
+    return {n: {"color": colours(i % colours.N), "marker": markers[i % len(markers)]} for i, n in enumerate(names)}
+
+
+def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: Path) -> None:
     ax.set_xscale("log")
-    ax.set_xlabel("budget (users; interaction samplers: the same fraction of interactions)")
-    ax.set_ylabel(metric.upper())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
+
+
+def _plot_metric(df: pd.DataFrame, metric: str, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    for sampler, style in _styles(df).items():
+        st = _agg(df[df["sampler"] == sampler], metric).reset_index()
+        ax.errorbar(st["budget"], st["mean"], yerr=st["std"], ms=4, capsize=2, label=sampler, **style)
+    level = _full_level(df, metric)
+    if not math.isnan(level):
+        ax.axhline(level, color="black", ls="--", lw=1, label="full data")
+    _finish(fig, ax, "budget (users; interaction samplers: the same fraction of interactions)", metric.upper(),
+            title, path)
 
 
 def _plot_speedup(df: pd.DataFrame, title: str, path: Path) -> None:
     s = summary_frame(df)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for sampler in _sampler_order(df):
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    for sampler, style in _styles(df).items():
         part = s[s["sampler"] == sampler]
-        if sampler == FULL:
-            ax.scatter(part["speedup"], part["ndcg@10"], color="black", marker="*", s=80, label="full data", zorder=3)
-        else:
-            ax.plot(part["speedup"], part["ndcg@10"], marker="o", ms=4, label=sampler)
-    ax.set_xscale("log")
-    ax.set_xlabel("training speed-up vs full data (fit time, ×)")
-    ax.set_ylabel("NDCG@10")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+        ax.plot(part["speedup"], part["ndcg@10"], ms=4, label=sampler, **style)
+    full = s[s["sampler"] == FULL]
+    ax.scatter(full["speedup"], full["ndcg@10"], color="black", marker="*", s=80, label="full data", zorder=3)
+    _finish(fig, ax, "training speed-up vs full data (fit time, ×)", "NDCG@10", title, path)
 
 
 def _environment_line(df: pd.DataFrame) -> str:
