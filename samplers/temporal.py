@@ -1,0 +1,54 @@
+"""``temporal``: every user keeps their latest train interactions; the earliest are removed.
+
+Per-user quotas q_u are those of ``stratified-interactions`` (Σ q_u = the interaction budget K,
+q_u ≈ f·n_u, at least ``min_per_user`` where affordable); user u keeps its q_u train interactions
+with the largest timestamps, ties broken at random. The reference (sampling_cf ``temporal``)
+removes each user's earliest ⌈p·n_u⌉ rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.sparse as sp
+
+from cfbench.sampling import Sampler, SelectionData
+from cfbench.subsets import InteractionSubset
+from samplers.stratified_interactions import rank_within_users, user_quotas
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalConfig:
+    min_per_user: int = 1  # interactions every user keeps where the budget affords it
+
+    def __post_init__(self) -> None:
+        if self.min_per_user < 0:
+            raise ValueError(f"min_per_user must be ≥ 0, got {self.min_per_user}")
+
+
+def aligned_timestamps(train: sp.csr_matrix, timestamps: sp.csr_matrix) -> np.ndarray:
+    """The timestamp of each train entry in CSR order; raises if the two matrices' sparsity differs."""
+    if (timestamps.shape != train.shape or timestamps.nnz != train.nnz
+            or not np.array_equal(timestamps.indptr, train.indptr)
+            or not np.array_equal(timestamps.indices, train.indices)):
+        raise ValueError("train timestamps do not have the sparsity of the train matrix")
+    return np.asarray(timestamps.data)
+
+
+class Temporal(Sampler):
+    name = "temporal"
+    description = "Each user's latest train interactions, the fraction b/U of them (earliest removed)."
+    Config = TemporalConfig
+
+    def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> InteractionSubset:
+        if data.train_timestamps is None:
+            raise ValueError(f"sampler {self.name!r} needs interaction timestamps, "
+                             f"but dataset {data.dataset!r} has none")
+        times = aligned_timestamps(data.train, data.train_timestamps)
+        total = data.interaction_budget(budget)
+        if total < 1:
+            raise ValueError(f"sampler {self.name!r}: a budget of {budget} users allows no train interaction")
+        quotas = user_quotas(data.user_counts, total, self.config.min_per_user, rng)
+        ranks = rank_within_users(data.train.indptr, rng.random(times.size), -times)  # latest first
+        return InteractionSubset(ranks < np.repeat(quotas, data.user_counts))
