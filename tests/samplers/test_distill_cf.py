@@ -1,0 +1,169 @@
+"""Distill-CF: the hand-written multi-Gumbel gradient, the loss gradient, determinism, output, quality."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cfbench.evaluation import select_lambda
+from cfbench.models.ease import EASE
+from cfbench.models.infinite_ae import InfiniteAE
+from cfbench.ntk import NTKConfig
+from cfbench.plugins import load_sampler
+from cfbench.sampling import SelectionData
+from cfbench.subsets import SyntheticUsers, support_matrix, validate_subset
+from samplers.distill_cf import (DistillCF, DistillCFConfig, distillation_loss, gumbel_noise, gumbel_softmax,
+                                 krr_predict, krr_weights, multi_gumbel_sum, relaxed_multi_hot)
+from samplers.random_users import RandomUsers
+
+TINY = dict(steps=3, eval_every=3, samples_per_user=8, lambdas="1")
+
+
+def _finite_differences(f, x: jax.Array, eps: float = 1e-6) -> np.ndarray:
+    f = jax.jit(f)
+    out = np.zeros(x.shape)
+    for idx in np.ndindex(*x.shape):
+        e = jnp.zeros(x.shape, x.dtype).at[idx].set(eps)
+        out[idx] = (f(x + e) - f(x - e)) / (2 * eps)
+    return out
+
+
+def test_multi_gumbel_gradient_matches_finite_differences_and_autodiff():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(0)
+        logits = jnp.asarray(rng.normal(size=(3, 6)))
+        weights = jnp.asarray(rng.normal(size=(3, 6)))
+        key = jax.random.key(3)
+
+        def custom(z):  # min(·, 1) is active on some entries with these values
+            return jnp.sum(weights * relaxed_multi_hot(z, key, 0.7, 5) ** 2)
+
+        def unrolled(z):  # plain autodiff through the S samples
+            total = sum(gumbel_softmax(z, jax.random.bits(jax.random.fold_in(key, s), (2,), jnp.uint32), 0.7)
+                        for s in range(5))
+            return jnp.sum(weights * jnp.minimum(total, 1.0) ** 2)
+
+        grad = np.asarray(jax.grad(custom)(logits))
+        assert custom(logits) == pytest.approx(float(unrolled(logits)), rel=1e-12)
+        np.testing.assert_allclose(grad, np.asarray(jax.grad(unrolled)(logits)), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(grad, _finite_differences(custom, logits), rtol=1e-6, atol=1e-8)
+        assert np.abs(grad).max() > 1e-3
+
+
+def test_distillation_loss_gradient_matches_finite_differences():
+    """End to end: sampling → NTK kernel ridge regression → multinomial NLL + cardinality."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(1)
+        logits = jnp.asarray(rng.normal(size=(3, 7)))
+        targets = jnp.asarray((rng.random((2, 4, 7)) < 0.4).astype(np.float64))  # 2 blocks of 4 users
+        key = jax.random.key(5)
+
+        def loss(z):
+            return distillation_loss(z, key, targets, jnp.float64(8.0), jnp.float64(0.1), mean_train_length=3.0,
+                                     tau=0.5, n_samples=4, cardinality=0.3)[0]
+
+        grad = np.asarray(jax.grad(loss)(logits))
+        assert np.all(np.isfinite(grad))
+        np.testing.assert_allclose(grad, _finite_differences(loss, logits), rtol=1e-5, atol=1e-8)
+
+
+def test_sample_sums_and_memory_do_not_depend_on_how_many_samples():
+    logits = jnp.zeros((4, 50))
+    total = multi_gumbel_sum(logits, jax.random.key(0), 0.5, 7)
+    np.testing.assert_allclose(np.asarray(total.sum(axis=1)), 7.0, rtol=1e-5)  # each sample is a distribution
+    x = relaxed_multi_hot(logits, jax.random.key(0), 0.5, 7)
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+
+    def residual_bytes(n_samples: int) -> int:
+        _, vjp = jax.vjp(lambda z: multi_gumbel_sum(z, jax.random.key(0), 0.5, n_samples), logits)
+        return sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(vjp) if hasattr(leaf, "nbytes"))
+    assert 0 < residual_bytes(200) == residual_bytes(2)  # only Z and the key are kept for the backward pass
+
+
+def test_gumbel_noise_has_gumbel_moments_and_no_repeats():
+    g = np.asarray(gumbel_noise(jnp.asarray([1, 2], jnp.uint32), (200, 500), jnp.float32)).ravel()
+    assert np.isfinite(g).all()
+    assert g.mean() == pytest.approx(np.euler_gamma, abs=0.01)
+    assert g.std() == pytest.approx(np.pi / np.sqrt(6), abs=0.01)
+    assert np.unique(g).size > 0.99 * g.size
+
+
+def test_krr_matches_the_infinite_ae_model():
+    rng = np.random.default_rng(2)
+    support = rng.random((6, 30)).astype(np.float32)
+    queries = (rng.random((5, 30)) < 0.3).astype(np.float32)
+    alpha = krr_weights(jnp.asarray(support), jnp.float32(5.0), NTKConfig())
+    ours = krr_predict(jnp.asarray(queries), jnp.asarray(support), alpha, NTKConfig())
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(InfiniteAE(lam=5.0).fit(support).score(queries)),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_same_seed_same_output_and_valid_synthetic_users(small_split):
+    data = SelectionData(small_split)
+    a = DistillCF(**TINY).select(data, 7, np.random.default_rng(11))
+    b = DistillCF(**TINY).select(data, 7, np.random.default_rng(11))
+    c = DistillCF(**TINY).select(data, 7, np.random.default_rng(12))
+    assert isinstance(a, SyntheticUsers)
+    np.testing.assert_array_equal(a.matrix, b.matrix)
+    assert not np.array_equal(a.matrix, c.matrix)
+    assert a.matrix.shape == (7, data.n_items) and a.matrix.dtype == np.float32
+    assert a.matrix.min() >= 0.0 and a.matrix.max() <= 1.0
+    validate_subset(a, data.train, 7, "distill-cf")
+    support = support_matrix(a, data.train)
+    for model in (InfiniteAE(lam=1.0), EASE(lam=5.0)):
+        scores = model.fit(support).score(data.train[:3])
+        assert scores.shape == (3, data.n_items) and bool(jnp.all(jnp.isfinite(scores)))
+
+
+def test_mini_batched_users_and_budget_above_the_user_count(toy_split_data):
+    out = DistillCF(**TINY, batch_users=8, block_users=3).select(toy_split_data, 100, np.random.default_rng(0))
+    assert out.matrix.shape == (toy_split_data.n_users, toy_split_data.n_items)
+
+
+def test_grid_keeps_the_best_run_on_validation(toy_split_data):
+    sampler = DistillCF(**TINY, grid=True, grid_taus="0.5/5", grid_cardinalities="0.001")
+    out = sampler.select(toy_split_data, 5, np.random.default_rng(0))
+    assert [(r.config.tau, r.config.cardinality) for r in sampler.runs_] == [(0.5, 0.001), (5.0, 0.001)]
+    best = max(sampler.runs_, key=lambda r: r.best_hr100)
+    np.testing.assert_array_equal(out.matrix, best.matrix)
+
+
+@pytest.fixture
+def toy_split_data():
+    from tests.conftest import toy_split
+    return SelectionData(toy_split(n_users=30, n_items=150, density=0.1))
+
+
+def test_registered_and_configurable_from_a_spec():
+    sampler = load_sampler("distill-cf:tau=0.3,steps=5,grid=false")
+    assert isinstance(sampler, DistillCF)
+    assert sampler.config.tau == 0.3 and sampler.config.steps == 5
+    assert sampler.spec() == "distill-cf:steps=5,tau=0.3"
+    assert len(DistillCFConfig(grid=True, grid_taus="0.3/5", grid_cardinalities="0.001/10").grid_points()) == 4
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(steps=0), "steps"), (dict(steps=5000), "steps"), (dict(tau=0.0), "tau"),
+    (dict(samples_per_user=0), "samples"),
+    (dict(lambdas="1/x"), "lambdas"), (dict(lambdas="0/1"), "lambdas"), (dict(batch_users=-1), "batch_users"),
+    (dict(grid_taus="-1"), "grid_taus"), (dict(lr=0.0), "lr"),
+])
+def test_bad_config_is_a_one_line_error(params, message):
+    with pytest.raises(ValueError, match=message) as err:
+        DistillCFConfig(**params)
+    assert "\n" not in str(err.value)
+
+
+def test_short_distillation_beats_random_users_on_validation(small_split):
+    """ml-latest-small, 10 users: a short distillation vs the mean of 3 random-user draws, ∞-AE val HR@100."""
+    data = SelectionData(small_split)
+    budget = 10
+    random_hr = np.mean([select_lambda(InfiniteAE(), support_matrix(RandomUsers().select(
+        data, budget, np.random.default_rng(seed)), data.train), small_split).validation.summary()["hr@100"]
+        for seed in range(3)])
+    sampler = DistillCF(steps=60, eval_every=30, samples_per_user=50)
+    distilled = sampler.select(data, budget, np.random.default_rng(0))
+    distilled_hr = select_lambda(InfiniteAE(), distilled.matrix, small_split).validation.summary()["hr@100"]
+    assert distilled_hr > random_hr + 2.0, (distilled_hr, random_hr)
