@@ -42,6 +42,10 @@ def _fmt(mean: float, std: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if not math.isnan(std) else f"{mean:.{digits}f}"
 
 
+def _num(value: float, spec: str, suffix: str = "") -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:{spec}}{suffix}"
+
+
 def _agg(df: pd.DataFrame, column: str) -> pd.DataFrame:
     g = df.groupby(["sampler", "budget"], sort=True)[column]
     return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=0), "n": g.size()})
@@ -106,9 +110,9 @@ def summary_table(df: pd.DataFrame) -> str:
                "% of full", "fit s", "select s", "speed-up", "speed-up incl. selection", "seeds"]
     body = [[r["sampler"], r["budget"], f"{r['n_users']:.0f}", f"{r['n_interactions']:.0f}",
              f"{100 * r['fraction_train_interactions']:.2f}", _fmt(r["ndcg@10"], r["ndcg@10_std"]),
-             f"{r['ndcg@10_pct_full']:.1f}", f"{r['hr@10']:.2f}", f"{r['hr@10_pct_full']:.1f}",
-             f"{r['fit_s']:.3f}", f"{r['select_s']:.3f}", f"{r['speedup']:.1f}×",
-             f"{r['speedup_with_selection']:.1f}×", r["seeds"]]
+             _num(r["ndcg@10_pct_full"], ".1f"), f"{r['hr@10']:.2f}", _num(r["hr@10_pct_full"], ".1f"),
+             f"{r['fit_s']:.3f}", f"{r['select_s']:.3f}", _num(r["speedup"], ".1f", "×"),
+             _num(r["speedup_with_selection"], ".1f", "×"), r["seeds"]]
             for r in s.to_dict("records")]
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -145,8 +149,11 @@ def _plot_metric(df: pd.DataFrame, metric: str, title: str, path: Path) -> None:
             title, path)
 
 
-def _plot_speedup(df: pd.DataFrame, title: str, path: Path) -> None:
+def _plot_speedup(df: pd.DataFrame, title: str, path: Path) -> bool:
+    """Quality vs speed-up; needs full-data rows (returns False, writing nothing, without them)."""
     s = summary_frame(df)
+    if not (s["speedup"] > 0).any():
+        return False
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     for sampler, style in _styles(df).items():
         part = s[s["sampler"] == sampler]
@@ -154,6 +161,7 @@ def _plot_speedup(df: pd.DataFrame, title: str, path: Path) -> None:
     full = s[s["sampler"] == FULL]
     ax.scatter(full["speedup"], full["ndcg@10"], color="black", marker="*", s=80, label="full data", zorder=3)
     _finish(fig, ax, "training speed-up vs full data (fit time, ×)", "NDCG@10", title, path)
+    return True
 
 
 def _environment_line(df: pd.DataFrame) -> str:
@@ -178,7 +186,10 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
         lines = [f"# {dataset} — {model}", "",
                  f"{len(part)} rows; seeds {', '.join(str(s) for s in sorted(set(part['seed'])))}; "
                  f"{_environment_line(part)}. Test metrics ×100 (AUC in [0, 1]), mean ± std over seeds.", "",
-                 "## Summary", "", summary_table(part), ""]
+                 "## Summary", ""]
+        if not (part["sampler"] == FULL).any():
+            lines += ["No full-data rows: add the `full` sampler to get % of full data and speed-ups.", ""]
+        lines += [summary_table(part), ""]
         for metric in TABLE_METRICS:
             lines += [f"## {metric.upper()}", "", metric_table(part, metric), ""]
         if plots:
@@ -188,8 +199,8 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
                 _plot_metric(part, metric, f"{dataset} — {model}: {metric.upper()} vs budget", png)
                 images.append(png)
             png = folder / f"{stem}_speedup.png"
-            _plot_speedup(part, f"{dataset} — {model}: quality vs training speed-up", png)
-            images.append(png)
+            if _plot_speedup(part, f"{dataset} — {model}: quality vs training speed-up", png):
+                images.append(png)
             lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in images] + [""]
             written += images
         md = folder / f"{stem}.md"
