@@ -8,23 +8,17 @@ removes each user's earliest ⌈p·n_u⌉ rows.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import scipy.sparse as sp
 
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import InteractionSubset
-from samplers.stratified_interactions import rank_within_users, user_quotas
+from samplers.stratified_interactions import StratifiedConfig, rank_within_users, user_quotas
 
 
-@dataclasses.dataclass(frozen=True)
-class TemporalConfig:
-    min_per_user: int = 1  # interactions every user keeps where the budget affords it
-
-    def __post_init__(self) -> None:
-        if self.min_per_user < 0:
-            raise ValueError(f"min_per_user must be ≥ 0, got {self.min_per_user}")
+#: The same per-user floor as stratified sampling: the two differ only in which interactions they keep.
+TemporalConfig = StratifiedConfig
 
 
 def aligned_timestamps(train: sp.csr_matrix, timestamps: sp.csr_matrix) -> np.ndarray:
