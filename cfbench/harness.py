@@ -3,13 +3,17 @@
 For each seed the dataset is split with the reference protocol; each sampler selects a
 subset (once, shared by all models); each model chooses λ on validation, is refitted
 with it (the timed fit), and is evaluated on test over **all** users. Rows that already
-exist are skipped, so an interrupted suite resumes where it stopped.
+exist are skipped, so an interrupted suite resumes where it stopped — but only if they were
+produced with the same sampler parameters, sampler version and model parameters: a row
+file's name lists only non-default parameters, so after a default changes the old row is
+*stale*. Stale rows are re-run and the old file is archived under ``results/.stale/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -23,7 +27,7 @@ from cfbench.datasets import Interactions, load_dataset
 from cfbench.evaluation import evaluate, evaluation_task, select_lambda
 from cfbench.models.base import Recommender
 from cfbench.plugins import load_model, load_sampler
-from cfbench.results import SCHEMA_VERSION, environment, read_row, row_path, write_row
+from cfbench.results import SCHEMA_VERSION, archive_row, environment, read_row, row_path, write_row
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.splits import Split, reference_split
 from cfbench.subsets import subset_size, support_matrix, validate_subset
@@ -85,6 +89,38 @@ class _Unit:
     paths: dict[str, Path]  # model spec → row path
 
 
+def _jsonable(value: Any) -> Any:
+    """``value`` as it reads back from a row (tuples become lists, and so on)."""
+    return json.loads(json.dumps(value))
+
+
+def _stale_reason(row: dict[str, Any], sampler: Sampler, model: Recommender) -> str | None:
+    """Why an existing row no longer matches this sampler and model, or ``None`` if it does."""
+    if row.get("sampler_version", "1") != sampler.version:
+        return f"sampler version {row.get('sampler_version', '1')} → {sampler.version}"
+    old, new = row.get("sampler_params", {}), _jsonable(sampler.params())
+    if old != new:
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        return "sampler parameters " + ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed)
+    old = {k: v for k, v in row.get("model_params", {}).items() if k != "lam"}
+    new = {k: v for k, v in _jsonable(model.get_params()).items() if k != "lam"}
+    if old != new:
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        return "model parameters " + ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed)
+    return None
+
+
+def _current(path: Path, sampler: Sampler, model: Recommender) -> bool:
+    """Whether ``path`` holds a row that this sampler and model would reproduce (warns if it is stale)."""
+    row = read_row(path)
+    if row is None:
+        return False
+    reason = _stale_reason(row, sampler, model)
+    if reason is not None:
+        log.warning("%s is stale (%s): it will be re-run and the old row archived", path, reason)
+    return reason is None
+
+
 def run_suite(config: SuiteConfig, progress: bool = True,
               on_row: Callable[[Path, dict[str, Any]], None] | None = None) -> list[Path]:
     """Run the suite; return the paths of every row it covers (written now or found)."""
@@ -109,7 +145,8 @@ def run_suite(config: SuiteConfig, progress: bool = True,
     # Identical units (e.g. budgets clipped to n_users) run once.
     units = list({tuple(u.paths.values()): u for u in units}.values())
 
-    done = [u for u in units if all(read_row(p) is not None for p in u.paths.values())]
+    by_spec = dict(zip(specs, models))
+    done = [u for u in units if all(_current(p, u.sampler, by_spec[s]) for s, p in u.paths.items())]
     todo = [u for u in units if u not in done]
     log.info("%s: %d units (%d rows) to run, %d already done", data.name, len(todo), len(todo) * len(models),
              len(done))
@@ -118,15 +155,19 @@ def run_suite(config: SuiteConfig, progress: bool = True,
         split = splits[unit.seed]
         bar.set_postfix_str(f"{unit.sampler.spec()} b={unit.budget} seed={unit.seed}")
         subset, select_sw = _select(unit.sampler, split, unit.budget, unit.seed)
+        diagnostics = _jsonable(unit.sampler.diagnostics())
         support = support_matrix(subset, split.train)
         size = subset_size(subset, split.train)
         for model, spec in zip(models, specs):
             path = unit.paths[spec]
             if read_row(path) is not None:
-                bar.update()
-                continue
+                if _stale_reason(read_row(path), unit.sampler, model) is None:
+                    bar.update()
+                    continue
+                log.warning("archived stale row %s as %s", path, archive_row(config.results_dir, path))
             row = _run_model(model, spec, support, split, config)
             row.update(_row_header(data, split, unit, subset.kind, size, env, config))
+            row["selection"] = diagnostics
             row["timings"] = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
                               **row["timings"]}
             write_row(path, row)
@@ -180,6 +221,7 @@ def _row_header(data: Interactions, split: Split, unit: _Unit, kind: str, size: 
         "sampler": unit.sampler.name,
         "sampler_spec": unit.sampler.spec(),
         "sampler_params": unit.sampler.params(),
+        "sampler_version": unit.sampler.version,
         "subset_kind": kind,
         "budget": unit.budget,
         "seed": unit.seed,

@@ -8,6 +8,7 @@ leaderboards and exports are regenerated from them alone.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -21,11 +22,15 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["SCHEMA_VERSION", "ResultsError", "environment", "load_rows", "row_path", "rows_frame", "write_row"]
+__all__ = ["SCHEMA_VERSION", "STALE_DIR", "ResultsError", "archive_row", "environment", "load_rows", "row_path",
+           "rows_frame", "write_row"]
 
 SCHEMA_VERSION = 1
 EXPORT_COLUMNS = ["dataset", "sampler", "budget", "n_users", "n_interactions", "model", "seed", "hr@10", "ndcg@10",
                   "psp@10", "hr@100", "ndcg@100", "psp@100", "auc", "select_s", "fit_s", "eval_s"]
+#: Rows superseded by a re-run (their parameters or sampler version no longer match) are moved here;
+#: like every path component starting with ".", it is ignored when rows are loaded.
+STALE_DIR = ".stale"
 PACKAGES = ("cfbench", "jax", "jaxlib", "numpy", "scipy", "pandas", "optax")
 
 
@@ -72,12 +77,27 @@ def read_row(path: Path) -> dict[str, Any] | None:
     return row if isinstance(row, dict) and row.get("schema") == SCHEMA_VERSION else None
 
 
+def archive_row(results_dir: str | Path, path: Path) -> Path:
+    """Move the row at ``path`` under ``results_dir/.stale/`` (never overwriting an archived row); return where."""
+    root = Path(results_dir)
+    target = root / STALE_DIR / path.relative_to(root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        if not target.exists():
+            break
+        target = target.with_name(f"{path.stem}.{n}{path.suffix}")
+    os.replace(path, target)
+    return target
+
+
 def iter_rows(results_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any] | None]]:
+    """Every ``*.json`` under ``results_dir`` with its row, skipping hidden paths (e.g. archived stale rows)."""
     root = Path(results_dir)
     if not root.is_dir():
         raise ResultsError(f"results directory {root} does not exist; run `cfbench run --results-dir {root}` first")
     for path in sorted(root.rglob("*.json")):
-        yield path, read_row(path)
+        if not any(part.startswith(".") for part in path.relative_to(root).parts):
+            yield path, read_row(path)
 
 
 def load_rows(results_dir: str | Path) -> list[dict[str, Any]]:

@@ -104,6 +104,9 @@ class Sampler(abc.ABC):
     Config: ClassVar[type] = NoConfig
     #: ``False`` for samplers that ignore the budget (e.g. ``full``): they run once per seed.
     budgeted: ClassVar[bool] = True
+    #: Bump when the sampler's behaviour changes for the same parameters: rows written by an
+    #: older version are then re-run (and the old rows archived) instead of being reused.
+    version: ClassVar[str] = "1"
 
     def __init__(self, config: Any = None, **params: Any) -> None:
         if config is not None and params:
@@ -120,6 +123,11 @@ class Sampler(abc.ABC):
     @abc.abstractmethod
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> Subset:
         """Choose a subset of at most ``budget`` users (or the equivalent interactions)."""
+
+    def diagnostics(self) -> dict[str, Any]:
+        """JSON-serialisable facts about the last :meth:`select` call (e.g. the hyper-parameters a
+        sampler chose on validation); the harness records them in each row under ``"selection"``."""
+        return {}
 
     @classmethod
     def parameters(cls) -> dict[str, tuple[str, Any]]:

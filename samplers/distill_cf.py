@@ -23,7 +23,13 @@ rows of b random real users. One step:
    validation with the ∞-AE λ grid (HR@100); the best λ becomes the λ of the loss, the best
    sample is kept, and training stops after ``patience`` steps without improvement.
 
-The result is that best relaxed sample, :class:`~cfbench.subsets.SyntheticUsers` in [0, 1].
+4. **Choosing τ (and c).** The best τ depends on the dataset and on the budget's share of the
+   users (see :class:`DistillCFConfig`), so several candidates are raced: each trains
+   ``race_steps`` steps from the same start, and only the leader on validation trains on.
+
+The result is the best relaxed sample, :class:`~cfbench.subsets.SyntheticUsers` in [0, 1]. It is
+always a synthetic sample, even where it scores below the initial real users on validation (the
+trace records their score as step 0): the suite measures distillation, not a fallback to sampling.
 
 Deviations from the reference code: Gumbel noise comes from a counter-based hash (murmur3's
 finaliser) seeded per sample from a JAX key, not from threefry, which costs ~4× more here and
@@ -72,42 +78,61 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
     return values
 
 
+REFERENCE_TAUS = "0.3/0.5/0.7/5"  # the reference's grid (noveens/distill_cf)
+REFERENCE_CARDINALITIES = "0.001/10"
+
+
 @dataclasses.dataclass(frozen=True)
 class DistillCFConfig:
-    """Hyper-parameters of Distill-CF. Grids are '/'-separated (commas separate CLI specs).
+    """Hyper-parameters of Distill-CF. Lists are '/'-separated (commas separate CLI specs).
 
-    Defaults measured on ML-1M (reference split seed 0, budget 50, 300 steps, best validation HR@100
-    of ∞-AE): τ = 0.3 → 38.5, 0.5 → 42.5, 0.7 → 44.6, 5 → 52.6 (peak at step 225, flat after),
-    10 → 52.3; so τ = 5. At τ = 5 no entry of Σ_s P_s reaches 1: the cap never binds, every row
-    sums to S whatever Z, and the cardinality term is a constant with zero gradient (c = 10 gave a
-    validation trace identical to c = 10⁻³ over the 50 steps it was run; at τ = 0.5, c = 10 vs 10⁻³
-    gave 39.8 vs 39.6 at step 150), so c keeps the reference's 10⁻³. Budgets 20 / 50 / 500 peaked
+    ``tau`` and ``cardinality`` list candidates: every (τ, c) pair is trained for ``race_steps``
+    steps from the same initial users and noise, and only the pair with the best validation
+    HR@100 so far is trained on to convergence (``race_steps=0`` trains every pair fully).
+
+    No single τ is best everywhere (∞-AE validation HR@100, reference split seed 0):
+    ML-1M, 50 users: τ = 0.3 → 38.5, 0.5 → 42.5, 0.7 → 44.6, 1 → 47.2, 5 → 52.6, 10 → 52.3;
+    ML-100K, 500 of 943 users: τ = 0.5 → 66.6, 1 → 67.3, 5 → 63.8. Small τ keeps rows close to
+    sparse real users, which wins when the budget is a large share of the users; τ = 5 gives dense
+    soft rows (each sums to S: the cap never binds, so c has no effect) which win at small budgets.
+    Hence the default candidates {1, 5}. c keeps the reference's 10⁻³ (c = 10 gave the same
+    validation trace at τ = 5 and 39.8 vs 39.6 at τ = 0.5). Budgets 20 / 50 / 500 on ML-1M peaked
     at steps 200 / 225 / 75, hence patience 100; the step cap is the reference's 500.
+
+    ``lambdas`` is the grid of :class:`~cfbench.models.infinite_ae.InfiniteAE` (0, 1, 5, 20, 50, 100)
+    with 0 → 10⁻⁵ (the loss differentiates through the solve), not the reference's
+    10⁻⁵/10⁻³/0.1/1/5/50: the sample kept must be the best for a λ that the ∞-AE trained on it
+    can choose. With the reference grid, ML-100K at 500 users kept a τ = 5 sample scoring 68.3
+    at λ = 0.1 that scored 63.8 at the ∞-AE's best λ (1).
     """
 
     steps: int = 500  # at most this many Adam steps (the reference's default)
     samples_per_user: int = 200  # S, Gumbel samples summed per synthetic user (the reference's default)
-    tau: float = 5.0  # Gumbel-softmax temperature τ (measured, see above)
-    cardinality: float = 1e-3  # c, weight of the cardinality penalty (the reference's default)
+    tau: str = "1/5"  # Gumbel-softmax temperature τ; several candidates are raced on validation
+    cardinality: str = "0.001"  # c, weight of the cardinality penalty; several candidates are raced
+    race_steps: int = 50  # steps each (τ, c) candidate gets before all but the best are dropped; 0 = no race
     lr: float = 0.04  # Adam learning rate (the reference's)
     patience: int = 100  # stop after this many steps without a better validation HR@100
     eval_every: int = 25  # validate (and re-choose λ) every this many steps
     batch_users: int = 0  # real users per step as queries/targets; 0 = all users (the reference's full batch)
     block_users: int = 2048  # query rows per kernel block (bounds memory, not the result)
-    lambdas: str = "1e-5/0.001/0.1/1/5/50"  # ∞-AE ridge grid searched on validation (the reference's)
-    grid: bool = False  # try every (τ, c) of grid_taus × grid_cardinalities, keep the best on validation
-    grid_taus: str = "0.3/0.5/0.7/5"  # the reference's grid
-    grid_cardinalities: str = "0.001/10"  # the reference's grid
+    lambdas: str = "1e-5/1/5/20/50/100"  # ∞-AE ridge grid searched on validation: the model's grid (see above)
+    grid: bool = False  # candidates = the reference's grid, τ ∈ {0.3, 0.5, 0.7, 5} × c ∈ {10⁻³, 10}
 
     def __post_init__(self) -> None:
+        for name in ("tau", "cardinality", "lambdas"):  # a bare number from Python code is one candidate
+            if isinstance(getattr(self, name), (int, float)) and not isinstance(getattr(self, name), bool):
+                object.__setattr__(self, name, f"{getattr(self, name):g}")
         if not 1 <= self.steps <= 1000:
             raise ValueError(f"steps must be in [1, 1000], got {self.steps}")
         if self.samples_per_user < 1:
             raise ValueError(f"samples_per_user must be ≥ 1, got {self.samples_per_user}")
-        if not self.tau > 0:
-            raise ValueError(f"tau must be > 0, got {self.tau}")
-        if not self.cardinality >= 0:
-            raise ValueError(f"cardinality must be ≥ 0, got {self.cardinality}")
+        if any(t <= 0 for t in _floats(self.tau, "tau")):
+            raise ValueError(f"tau must be > 0, got {self.tau!r}")
+        if any(c < 0 for c in _floats(self.cardinality, "cardinality")):
+            raise ValueError(f"cardinality must be ≥ 0, got {self.cardinality!r}")
+        if self.race_steps < 0:
+            raise ValueError(f"race_steps must be ≥ 0 (0 = train every candidate fully), got {self.race_steps}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.patience < 1 or self.eval_every < 1:
@@ -117,22 +142,15 @@ class DistillCFConfig:
                              f"got {self.batch_users} and {self.block_users}")
         if any(lam <= 0 for lam in self.lambda_grid):
             raise ValueError(f"lambdas must be > 0 (the loss differentiates through the solve), got {self.lambdas!r}")
-        if any(t <= 0 for t in _floats(self.grid_taus, "grid_taus")):
-            raise ValueError(f"grid_taus must be > 0, got {self.grid_taus!r}")
-        if any(c < 0 for c in _floats(self.grid_cardinalities, "grid_cardinalities")):
-            raise ValueError(f"grid_cardinalities must be ≥ 0, got {self.grid_cardinalities!r}")
 
     @property
     def lambda_grid(self) -> tuple[float, ...]:
         return _floats(self.lambdas, "lambdas")
 
-    def grid_points(self) -> list[DistillCFConfig]:
-        """The single-run configurations this config stands for."""
-        if not self.grid:
-            return [self]
-        return [dataclasses.replace(self, tau=t, cardinality=c, grid=False)
-                for t, c in itertools.product(_floats(self.grid_taus, "grid_taus"),
-                                              _floats(self.grid_cardinalities, "grid_cardinalities"))]
+    def candidates(self) -> list[tuple[float, float]]:
+        """The (τ, c) pairs to race: ``tau`` × ``cardinality``, or the reference's grid if ``grid``."""
+        taus, cards = (REFERENCE_TAUS, REFERENCE_CARDINALITIES) if self.grid else (self.tau, self.cardinality)
+        return list(itertools.product(_floats(taus, "tau"), _floats(cards, "cardinality")))
 
 
 # --- multi-Gumbel sampling ------------------------------------------------------------------------------
@@ -265,22 +283,31 @@ def distillation_loss(logits: jax.Array, key: jax.Array, target_blocks: jax.Arra
 
 @dataclasses.dataclass
 class DistillRun:
-    """What one distillation did: the best validation point, its λ, the trace, the step times."""
+    """What one (τ, c) distillation did: the best validation point, its λ, the trace, the step times."""
 
-    config: DistillCFConfig
+    tau: float
+    cardinality: float
     best_step: int
     best_hr100: float
     best_lambda: float
     steps_run: int
     skipped_steps: int
+    stopped_early: bool
     compile_seconds: float
     step_seconds: list[float]  # wall time of each step after the first, results ready
-    trace: list[dict[str, float]]  # one row per validation: step, loss, nll, cardinality, λ, hr@100, density
+    trace: list[dict[str, float]]  # one row per validation: step, loss, nll, cardinality, λ, hr@100, row sum
     matrix: np.ndarray = dataclasses.field(repr=False)
 
     @property
     def seconds_per_step(self) -> float:
         return float(np.median(self.step_seconds)) if self.step_seconds else float("nan")
+
+    def summary(self) -> dict[str, float | int | bool]:
+        """The run without its matrix and trace (JSON-serialisable)."""
+        return {"tau": self.tau, "cardinality": self.cardinality, "best_step": self.best_step,
+                "val_hr@100": self.best_hr100, "lambda": self.best_lambda, "steps_run": self.steps_run,
+                "skipped_steps": self.skipped_steps, "stopped_early": self.stopped_early,
+                "compile_s": self.compile_seconds, "step_s": self.seconds_per_step}
 
 
 @functools.lru_cache(maxsize=16)
@@ -318,76 +345,130 @@ def _validate(xs: np.ndarray, split: Split, grid: tuple[float, ...]) -> tuple[fl
     return chosen.lam, chosen.scores[chosen.lam]
 
 
-def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: np.ndarray, seed: int,
-            ntk_config: NTKConfig = NTKConfig()) -> DistillRun:
-    """One Distill-CF run (a single τ, c) from the train rows of ``init_users``."""
-    train = data.train
-    n_users = train.shape[0]
+class Distillation:
+    """One Distill-CF optimisation at a fixed (τ, c), advanced in chunks by :meth:`run`.
+
+    All candidates of a race start from the same users and draw the same Gumbel noise and user
+    batches (common random numbers), so they differ only in (τ, c).
+    """
+
+    def __init__(self, data: SelectionData, cfg: DistillCFConfig, tau: float, cardinality: float,
+                 init_users: np.ndarray, seed: int, initial: tuple[float, float] | None = None,
+                 full_targets: tuple[jax.Array, jax.Array] | None = None, ntk_config: NTKConfig = NTKConfig()) -> None:
+        self.cfg, self.tau, self.cardinality = cfg, tau, cardinality
+        self.train = data.train
+        self.n_users = self.train.shape[0]
+        self.budget = len(init_users)
+        self.val_split = data.validation_split()
+        self.batch = self.n_users if cfg.batch_users == 0 else min(cfg.batch_users, self.n_users)
+        self.optimizer, self.step_fn = _make_step(cfg.lr, self.train.nnz / self.n_users, tau, cfg.samples_per_user,
+                                                  cardinality, ntk_config)
+        init = self.train[init_users].toarray().astype(np.float32)
+        self.logits = jnp.asarray(init)
+        self.opt_state = self.optimizer.init(self.logits)
+        self.train_key, self.val_key = jax.random.split(jax.random.key(seed))
+        self.batch_rng = np.random.default_rng(seed)
+        self.full_targets = None
+        if self.batch == self.n_users:  # all users every step: one dense copy, shared by the candidates of a race
+            self.full_targets = full_targets or _target_blocks(self.train, cfg.block_users)
+        self.lam, hr0 = initial if initial is not None else _validate(init, self.val_split, cfg.lambda_grid)
+        self.best = (-np.inf, 0, self.lam, init)  # hr@100, step, λ, matrix (the trace keeps the initial users' score)
+        self.trace: list[dict[str, float]] = [{"step": 0, "hr@100": hr0, "lambda": self.lam}]
+        self.step = 0
+        self.skipped = 0
+        self.compile_seconds = 0.0
+        self.step_seconds: list[float] = []
+        self.stopped_early = False
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped_early or self.step >= self.cfg.steps
+
+    @property
+    def best_hr100(self) -> float:
+        return self.best[0]
+
+    def _targets(self) -> tuple[jax.Array, jax.Array]:
+        if self.full_targets is not None:
+            return self.full_targets
+        rows = np.sort(self.batch_rng.choice(self.n_users, size=self.batch, replace=False))  # without replacement
+        return _target_blocks(self.train[rows], self.cfg.block_users)
+
+    def run(self, until: int, bar: tqdm | None = None) -> None:
+        """Take steps up to step ``until`` (or ``cfg.steps``), stopping early after ``patience`` without progress."""
+        cfg = self.cfg
+        while not self.finished and self.step < until:
+            i = self.step = self.step + 1
+            start = time.perf_counter()
+            self.logits, self.opt_state, value, parts, finite = self.step_fn(
+                self.logits, self.opt_state, jax.random.fold_in(self.train_key, i), *self._targets(),
+                jnp.asarray(self.lam, jnp.float32))
+            value.block_until_ready()
+            elapsed = time.perf_counter() - start
+            if i == 1:
+                self.compile_seconds = elapsed  # the first call compiles (unless cached); later calls are timed
+            else:
+                self.step_seconds.append(elapsed)
+            if not bool(finite):
+                self.skipped += 1
+                log.warning("distill-cf step %d: non-finite gradient, step skipped", i)
+            if bar is not None:
+                bar.update()
+                bar.set_postfix(tau=f"{self.tau:g}", loss=f"{float(value):.4g}", best=f"{self.best[0]:.1f}")
+            if i % cfg.eval_every == 0 or i == cfg.steps:
+                self._evaluate(i, value, parts)
+
+    def _evaluate(self, i: int, value: jax.Array, parts: LossParts) -> None:
+        cfg = self.cfg
+        xs = np.asarray(relaxed_multi_hot(self.logits, jax.random.fold_in(self.val_key, i), self.tau,
+                                          cfg.samples_per_user))
+        self.lam, hr = _validate(xs, self.val_split, cfg.lambda_grid)
+        self.trace.append({"step": i, "loss": float(value), "nll": float(parts.nll),
+                           "cardinality": float(parts.cardinality), "lambda": self.lam, "hr@100": hr,
+                           "mean_row_sum": float(xs.sum(axis=1).mean())})
+        log.info("distill-cf b=%d τ=%g c=%g step %d: loss %.4f, val HR@100 %.2f (λ=%g), mean row sum %.1f",
+                 self.budget, self.tau, self.cardinality, i, float(value), hr, self.lam, self.trace[-1]["mean_row_sum"])
+        if hr > self.best[0]:
+            self.best = (hr, i, self.lam, xs)
+        elif i - self.best[1] >= cfg.patience:
+            log.info("distill-cf b=%d τ=%g: no improvement for %d steps, stopping at step %d", self.budget, self.tau,
+                     cfg.patience, i)
+            self.stopped_early = True
+
+    def result(self) -> DistillRun:
+        hr, step, lam, matrix = self.best
+        return DistillRun(self.tau, self.cardinality, step, float(hr), float(lam), self.step, self.skipped,
+                          self.stopped_early, self.compile_seconds, self.step_seconds, self.trace, matrix)
+
+
+def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: np.ndarray,
+            seed: int) -> tuple[DistillRun, list[DistillRun]]:
+    """Race cfg's (τ, c) candidates for ``race_steps`` steps, train the best on; return (winner, all runs)."""
+    candidates = cfg.candidates()
     val_split = data.validation_split()
-    batch = n_users if cfg.batch_users == 0 else min(cfg.batch_users, n_users)
-    mean_train_length = train.nnz / n_users
-    grid = cfg.lambda_grid
-
-    logits = jnp.asarray(train[init_users].toarray(), jnp.float32)
-    optimizer, step_fn = _make_step(cfg.lr, mean_train_length, cfg.tau, cfg.samples_per_user, cfg.cardinality,
-                                    ntk_config)
-    opt_state = optimizer.init(logits)
-    train_key, val_key = jax.random.split(jax.random.key(seed))
-    batch_rng = np.random.default_rng(seed)
-    full_targets = _target_blocks(train, cfg.block_users) if batch == n_users else None
-
-    lam, hr0 = _validate(np.asarray(logits), val_split, grid)  # λ of the initial (real-user) support
-    log.info("distill-cf b=%d τ=%g c=%g: initial users val HR@100 %.2f (λ=%g)", budget, cfg.tau,
-             cfg.cardinality, hr0, lam)
-    best = (-np.inf, 0, lam, None)  # hr@100, step, λ, matrix
-    trace: list[dict[str, float]] = [{"step": 0, "hr@100": hr0, "lambda": lam}]
-    step_seconds: list[float] = []
-    compile_seconds = 0.0
-    skipped = 0
-    steps_run = 0
-    bar = tqdm(range(1, cfg.steps + 1), desc=f"distill-cf b={budget}", disable=None, leave=False)
-    for i in bar:
-        if full_targets is not None:
-            targets = full_targets
-        else:  # a fresh random batch of real users, without replacement
-            targets = _target_blocks(train[np.sort(batch_rng.choice(n_users, size=batch, replace=False))],
-                                     cfg.block_users)
-        start = time.perf_counter()
-        logits, opt_state, value, parts, finite = step_fn(logits, opt_state, jax.random.fold_in(train_key, i),
-                                                          *targets, jnp.asarray(lam, jnp.float32))
-        value.block_until_ready()
-        elapsed = time.perf_counter() - start
-        if i == 1:
-            compile_seconds = elapsed  # the first call compiles; the others are timed
-        else:
-            step_seconds.append(elapsed)
-        steps_run = i
-        if not bool(finite):
-            skipped += 1
-            log.warning("distill-cf step %d: non-finite gradient, step skipped", i)
-        bar.set_postfix(loss=f"{float(value):.4g}")
-        if i % cfg.eval_every == 0 or i == cfg.steps:
-            xs = np.asarray(relaxed_multi_hot(logits, jax.random.fold_in(val_key, i), cfg.tau, cfg.samples_per_user))
-            lam, hr = _validate(xs, val_split, grid)
-            trace.append({"step": i, "loss": float(value), "nll": float(parts.nll),
-                          "cardinality": float(parts.cardinality), "lambda": lam, "hr@100": hr,
-                          "mean_row_sum": float(xs.sum(axis=1).mean())})
-            log.info("distill-cf b=%d step %d: loss %.4f, val HR@100 %.2f (λ=%g), mean row sum %.1f", budget, i,
-                     float(value), hr, lam, trace[-1]["mean_row_sum"])
-            if hr > best[0]:
-                best = (hr, i, lam, xs)
-            elif i - best[1] >= cfg.patience:
-                log.info("distill-cf b=%d: no improvement for %d steps, stopping at step %d", budget, cfg.patience, i)
-                break
-    bar.close()
-    return DistillRun(cfg, best[1], float(best[0]), float(best[2]), steps_run, skipped, compile_seconds,
-                      step_seconds, trace, best[3])
+    initial = _validate(data.train[init_users].toarray().astype(np.float32), val_split, cfg.lambda_grid)
+    log.info("distill-cf b=%d: initial users val HR@100 %.2f (λ=%g)", budget, initial[1], initial[0])
+    full_batch = cfg.batch_users == 0 or cfg.batch_users >= data.n_users
+    full = _target_blocks(data.train, cfg.block_users) if full_batch else None
+    runs = [Distillation(data, cfg, tau, c, init_users, seed, initial, full) for tau, c in candidates]
+    race = cfg.race_steps if len(runs) > 1 and cfg.race_steps > 0 else cfg.steps
+    total = race * (len(runs) - 1) + cfg.steps if len(runs) > 1 and cfg.race_steps > 0 else cfg.steps * len(runs)
+    with tqdm(total=total, desc=f"distill-cf b={budget}", unit="step", disable=None, leave=False) as bar:
+        for run in runs:
+            run.run(race, bar)
+        winner = max(runs, key=lambda r: r.best_hr100)  # ties: the first candidate
+        if len(runs) > 1:
+            log.info("distill-cf b=%d: τ=%g c=%g leads after %d steps (val HR@100 %.2f); training it on", budget,
+                     winner.tau, winner.cardinality, race, winner.best_hr100)
+        winner.run(cfg.steps, bar)
+    return winner.result(), [r.result() for r in runs]
 
 
 class DistillCF(Sampler):
     name = "distill-cf"
     description = "Distill-CF: synthetic users learned by meta-gradients through ∞-AE (multi-Gumbel, Adam)."
     Config = DistillCFConfig
+    version = "2"  # 2: τ candidates raced on validation; the initial users are a validation candidate
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> SyntheticUsers:
         if budget < 1:
@@ -395,10 +476,12 @@ class DistillCF(Sampler):
         b = min(budget, data.n_users)
         init_users = np.sort(rng.choice(data.n_users, size=b, replace=False))
         seed = int(rng.integers(2**31 - 1))
-        runs = [distill(data, b, cfg, init_users, seed) for cfg in self.config.grid_points()]
-        best = max(runs, key=lambda r: r.best_hr100)
-        if len(runs) > 1:
-            log.info("distill-cf grid: best τ=%g c=%g (val HR@100 %.2f)", best.config.tau, best.config.cardinality,
-                     best.best_hr100)
-        self.runs_ = runs
-        return SyntheticUsers(best.matrix.astype(np.float32))
+        self.result_, self.runs_ = distill(data, b, self.config, init_users, seed)
+        return SyntheticUsers(np.asarray(self.result_.matrix, dtype=np.float32))
+
+    def diagnostics(self) -> dict:
+        """The winning (τ, c), its best step, λ and validation HR@100, its trace, and every candidate's summary."""
+        if not hasattr(self, "result_"):
+            return {}
+        return {**self.result_.summary(), "trace": self.result_.trace,
+                "candidates": [r.summary() for r in self.runs_]}

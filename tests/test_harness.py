@@ -94,3 +94,28 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("edit", [
+    lambda row: row["sampler_params"].update(strategy="old-default"),  # a default changed since
+    lambda row: row.update(sampler_version="0"),  # the sampler's behaviour changed since
+    lambda row: row["model_params"].update(depth=7),
+])
+def test_stale_rows_are_rerun_and_archived_not_reused(tmp_path, edit, caplog):
+    config = SuiteConfig(results_dir=tmp_path, samplers=("random-users",), models=("ease",), budgets=(10,), seeds=(0,))
+    (path,) = run_suite(config, progress=False)
+    row = json.loads(path.read_text())
+    assert row["sampler_version"] == "1" and row["selection"] == {}
+    edit(row)
+    path.write_text(json.dumps(row))
+    with caplog.at_level("WARNING", logger="cfbench"):
+        run_suite(config, progress=False)
+    assert "is stale" in caplog.text
+    fresh = json.loads(path.read_text())
+    assert fresh["sampler_version"] == "1" and "strategy" not in fresh["sampler_params"]
+    assert "depth" not in fresh["model_params"]
+    (archived,) = (tmp_path / ".stale").rglob("*.json")
+    assert json.loads(archived.read_text()) == row
+    assert len(load_rows(tmp_path)) == 1  # archived rows are not loaded
+    run_suite(config, progress=False)  # now current: nothing re-run, nothing archived
+    assert len(list((tmp_path / ".stale").rglob("*.json"))) == 1

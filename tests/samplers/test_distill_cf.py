@@ -122,12 +122,36 @@ def test_mini_batched_users_and_budget_above_the_user_count(toy_split_data):
     assert out.matrix.shape == (toy_split_data.n_users, toy_split_data.n_items)
 
 
-def test_grid_keeps_the_best_run_on_validation(toy_split_data):
-    sampler = DistillCF(**TINY, grid=True, grid_taus="0.5/5", grid_cardinalities="0.001")
+def test_race_trains_only_the_validation_leader_on(toy_split_data):
+    sampler = DistillCF(**{**TINY, "steps": 6, "eval_every": 2}, tau="0.5/5", race_steps=2)
     out = sampler.select(toy_split_data, 5, np.random.default_rng(0))
-    assert [(r.config.tau, r.config.cardinality) for r in sampler.runs_] == [(0.5, 0.001), (5.0, 0.001)]
-    best = max(sampler.runs_, key=lambda r: r.best_hr100)
-    np.testing.assert_array_equal(out.matrix, best.matrix)
+    runs = sampler.runs_
+    assert [(r.tau, r.cardinality) for r in runs] == [(0.5, 0.001), (5.0, 0.001)]
+    leader = max(runs, key=lambda r: max(t["hr@100"] for t in r.trace if t["step"] <= 2))
+    assert sampler.result_.tau == leader.tau and leader.steps_run == 6
+    assert [r.steps_run for r in runs if r is not leader] == [2]
+    np.testing.assert_array_equal(out.matrix, sampler.result_.matrix)
+    info = sampler.diagnostics()
+    assert info["tau"] == leader.tau and len(info["candidates"]) == 2 and info["trace"][0]["step"] == 0
+
+
+def test_without_a_race_every_candidate_trains_fully(toy_split_data):
+    sampler = DistillCF(**TINY, tau="0.5/5", cardinality="0.001/10", race_steps=0)
+    sampler.select(toy_split_data, 5, np.random.default_rng(0))
+    assert [r.steps_run for r in sampler.runs_] == [3, 3, 3, 3]
+    assert sampler.result_.best_hr100 == max(r.best_hr100 for r in sampler.runs_)
+    assert len(DistillCFConfig(grid=True).candidates()) == 8  # the reference's 4 τ × 2 c
+
+
+def test_the_result_is_a_synthetic_sample_even_if_the_initial_users_score_better(toy_split_data, monkeypatch):
+    import samplers.distill_cf as module
+    scores = iter([50.0, 40.0, 45.0])  # initial users, then two worse validations
+    monkeypatch.setattr(module, "_validate", lambda xs, split, grid: (1.0, next(scores)))
+    sampler = DistillCF(**{**TINY, "steps": 2, "eval_every": 1}, tau="5")
+    out = sampler.select(toy_split_data, 5, np.random.default_rng(0))
+    assert sampler.result_.best_step == 2 and sampler.result_.best_hr100 == 45.0
+    assert sampler.result_.trace[0] == {"step": 0, "hr@100": 50.0, "lambda": 1.0}
+    assert len(np.unique(out.matrix)) > 2  # relaxed values, not the initial 0/1 rows
 
 
 @pytest.fixture
@@ -137,18 +161,21 @@ def toy_split_data():
 
 
 def test_registered_and_configurable_from_a_spec():
-    sampler = load_sampler("distill-cf:tau=0.3,steps=5,grid=false")
+    sampler = load_sampler("distill-cf:tau=0.3/1,steps=5,grid=false")
     assert isinstance(sampler, DistillCF)
-    assert sampler.config.tau == 0.3 and sampler.config.steps == 5
-    assert sampler.spec() == "distill-cf:steps=5,tau=0.3"
-    assert len(DistillCFConfig(grid=True, grid_taus="0.3/5", grid_cardinalities="0.001/10").grid_points()) == 4
+    assert sampler.config.candidates() == [(0.3, 0.001), (1.0, 0.001)] and sampler.config.steps == 5
+    assert sampler.spec() == "distill-cf:steps=5,tau=0.3/1"
+    assert DistillCF(tau=0.5).config.tau == "0.5"  # a number from Python code is one candidate
+    assert DistillCFConfig(tau="0.3/5", cardinality="0.001/10").candidates() == [
+        (0.3, 0.001), (0.3, 10.0), (5.0, 0.001), (5.0, 10.0)]
 
 
 @pytest.mark.parametrize("params, message", [
-    (dict(steps=0), "steps"), (dict(steps=5000), "steps"), (dict(tau=0.0), "tau"),
+    (dict(steps=0), "steps"), (dict(steps=5000), "steps"), (dict(tau=0.0), "tau"), (dict(tau="1/-1"), "tau"),
+    (dict(tau="1,5"), "tau"), (dict(cardinality="x"), "cardinality"), (dict(race_steps=-1), "race_steps"),
     (dict(samples_per_user=0), "samples"),
     (dict(lambdas="1/x"), "lambdas"), (dict(lambdas="0/1"), "lambdas"), (dict(batch_users=-1), "batch_users"),
-    (dict(grid_taus="-1"), "grid_taus"), (dict(lr=0.0), "lr"),
+    (dict(lr=0.0), "lr"),
 ])
 def test_bad_config_is_a_one_line_error(params, message):
     with pytest.raises(ValueError, match=message) as err:
