@@ -194,3 +194,18 @@ def test_short_distillation_beats_random_users_on_validation(small_split):
     distilled = sampler.select(data, budget, np.random.default_rng(0))
     distilled_hr = select_lambda(InfiniteAE(), distilled.matrix, small_split).validation.summary()["hr@100"]
     assert distilled_hr > random_hr + 2.0, (distilled_hr, random_hr)
+
+
+def test_the_suite_records_the_chosen_temperature_in_each_row(tmp_path):
+    from cfbench.harness import SuiteConfig, run_suite
+    from cfbench.results import load_rows
+    spec = "distill-cf:steps=2,eval_every=1,samples_per_user=4,race_steps=1,tau=0.5/5"
+    run_suite(SuiteConfig(results_dir=tmp_path, samplers=(spec,), models=("ease",), budgets=(5,), seeds=(0,)),
+              progress=False)
+    (row,) = load_rows(tmp_path)
+    selection = row["selection"]
+    assert row["sampler_version"] == DistillCF.version and row["sampler_params"]["tau"] == "0.5/5"
+    assert [c["tau"] for c in selection["candidates"]] == [0.5, 5.0]
+    assert selection["tau"] in (0.5, 5.0) and selection["steps_run"] == 2
+    assert sorted(c["steps_run"] for c in selection["candidates"]) == [1, 2]
+    assert [t["step"] for t in selection["trace"]] == [0, 1, 2]
