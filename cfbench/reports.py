@@ -117,6 +117,27 @@ def summary_table(df: pd.DataFrame) -> str:
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def selection_table(rows: list[dict[str, Any]]) -> str | None:
+    """What self-tuning samplers chose (their scalar ``diagnostics``), one line per (sampler, budget, seed)."""
+    picked = sorted((r for r in rows if r.get("selection")), key=lambda r: (r["sampler_spec"], r["budget"], r["seed"]))
+    if not picked:
+        return None
+    keys: list[str] = []
+    for r in picked:
+        keys += [k for k, v in r["selection"].items()
+                 if k not in keys and (v is None or isinstance(v, (bool, int, float, str)))]
+    headers = ["sampler", "budget", "seed", *keys, "select s"]
+    body = [[r["sampler_spec"], r["budget"], r["seed"], *(_cell(r["selection"].get(k, "")) for k in keys),
+             f"{r['timings']['select_s']:.1f}"] for r in picked]
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
 def _styles(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """A distinct colour and marker per sampler, stable for a given set of samplers."""
     names = [n for n in _sampler_order(df) if n != FULL]
@@ -192,6 +213,11 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
         lines += [summary_table(part), ""]
         for metric in TABLE_METRICS:
             lines += [f"## {metric.upper()}", "", metric_table(part, metric), ""]
+        chosen = selection_table([r for r in rows if r["dataset"] == dataset and r["model_spec"] == model])
+        if chosen is not None:
+            lines += ["## What self-tuning samplers chose", "",
+                      "From each row's `selection` (e.g. Distill-CF's τ, best step and validation HR@100, "
+                      "seconds per step and compile time).", "", chosen, ""]
         if plots:
             images = []
             for metric in PLOT_METRICS:

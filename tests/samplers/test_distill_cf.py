@@ -209,3 +209,11 @@ def test_the_suite_records_the_chosen_temperature_in_each_row(tmp_path):
     assert selection["tau"] in (0.5, 5.0) and selection["steps_run"] == 2
     assert sorted(c["steps_run"] for c in selection["candidates"]) == [1, 2]
     assert [t["step"] for t in selection["trace"]] == [0, 1, 2]
+    from cfbench.reports import write_leaderboards
+    write_leaderboards(tmp_path, tmp_path / "lb", plots=False)
+    table = (tmp_path / "lb" / "ml-latest-small" / "ease.md").read_text().split("## What self-tuning samplers chose")[1]
+    header, _, line = table.strip().splitlines()[2:5]
+    assert "| tau " in header and "| best_step " in header and "candidates" not in header
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in line.split("|")]))
+    assert cells["sampler"] == row["sampler_spec"] and cells["budget"] == "5" and cells["seed"] == "0"
+    assert float(cells["tau"]) == selection["tau"] and int(cells["best_step"]) == selection["best_step"]
