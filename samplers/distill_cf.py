@@ -133,6 +133,9 @@ class DistillCFConfig:
             raise ValueError(f"tau must be > 0, got {self.tau!r}")
         if any(c < 0 for c in _floats(self.cardinality, "cardinality")):
             raise ValueError(f"cardinality must be ≥ 0, got {self.cardinality!r}")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.grid and (self.tau, self.cardinality) != (defaults["tau"], defaults["cardinality"]):
+            raise ValueError("grid=true searches the reference's τ × c grid; set tau/cardinality or grid, not both")
         if self.race_steps < 0:
             raise ValueError(f"race_steps must be ≥ 0 (0 = train every candidate fully), got {self.race_steps}")
         if not self.lr > 0:

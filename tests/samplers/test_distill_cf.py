@@ -175,7 +175,7 @@ def test_registered_and_configurable_from_a_spec():
     (dict(tau="1,5"), "tau"), (dict(cardinality="x"), "cardinality"), (dict(race_steps=-1), "race_steps"),
     (dict(samples_per_user=0), "samples"),
     (dict(lambdas="1/x"), "lambdas"), (dict(lambdas="0/1"), "lambdas"), (dict(batch_users=-1), "batch_users"),
-    (dict(lr=0.0), "lr"),
+    (dict(lr=0.0), "lr"), (dict(grid=True, tau="0.5"), "grid"),
 ])
 def test_bad_config_is_a_one_line_error(params, message):
     with pytest.raises(ValueError, match=message) as err:
