@@ -78,6 +78,7 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
     return values
 
 
+LARGE_TARGETS_GB = 1.0  # full-batch dense targets above this size get a warning suggesting batch_users
 REFERENCE_TAUS = "0.3/0.5/0.7/5"  # the reference's grid (noveens/distill_cf)
 REFERENCE_CARDINALITIES = "0.001/10"
 
@@ -454,6 +455,11 @@ def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: 
     initial = _validate(data.train[init_users].toarray().astype(np.float32), val_split, cfg.lambda_grid)
     log.info("distill-cf b=%d: initial users val HR@100 %.2f (λ=%g)", budget, initial[1], initial[0])
     full_batch = cfg.batch_users == 0 or cfg.batch_users >= data.n_users
+    dense_gb = data.n_users * data.n_items * 4 / 1e9
+    if full_batch and dense_gb > LARGE_TARGETS_GB:
+        log.warning("distill-cf: all %d users × %d items as dense float32 targets take %.1f GB and every step "
+                    "scores them all; pass batch_users (e.g. distill-cf:batch_users=2048) to mini-batch",
+                    data.n_users, data.n_items, dense_gb)
     full = _target_blocks(data.train, cfg.block_users) if full_batch else None
     runs = [Distillation(data, cfg, tau, c, init_users, seed, initial, full) for tau, c in candidates]
     race = cfg.race_steps if len(runs) > 1 and cfg.race_steps > 0 else cfg.steps

@@ -217,3 +217,15 @@ def test_the_suite_records_the_chosen_temperature_in_each_row(tmp_path):
     cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in line.split("|")]))
     assert cells["sampler"] == row["sampler_spec"] and cells["budget"] == "5" and cells["seed"] == "0"
     assert float(cells["tau"]) == selection["tau"] and int(cells["best_step"]) == selection["best_step"]
+
+
+def test_full_batch_on_large_data_warns_to_mini_batch(toy_split_data, monkeypatch, caplog):
+    import samplers.distill_cf as module
+    monkeypatch.setattr(module, "LARGE_TARGETS_GB", 1e-6)  # the toy data's 30 × 150 floats exceed it
+    with caplog.at_level("WARNING", logger=module.__name__):
+        DistillCF(**TINY, tau="5").select(toy_split_data, 5, np.random.default_rng(0))
+    assert "batch_users" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=module.__name__):
+        DistillCF(**TINY, tau="5", batch_users=10).select(toy_split_data, 5, np.random.default_rng(0))
+    assert "batch_users" not in caplog.text
