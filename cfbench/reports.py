@@ -48,7 +48,7 @@ def _num(value: float, spec: str, suffix: str = "") -> str:
 
 def _agg(df: pd.DataFrame, column: str) -> pd.DataFrame:
     g = df.groupby(["sampler", "budget"], sort=True)[column]
-    return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=0), "n": g.size()})
+    return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=0).where(g.size() > 1), "n": g.size()})
 
 
 def _slug(text: str) -> str:
@@ -72,7 +72,8 @@ def metric_table(df: pd.DataFrame, metric: str) -> str:
     budgets = sorted(set(df.loc[df["sampler"] != FULL, "budget"]))
     full = df[df["sampler"] == FULL]
     headers = ["sampler"] + [str(b) for b in budgets] + ["full data"]
-    full_cell = _fmt(full[metric].mean(), full[metric].std(ddof=0), digits) if len(full) else "–"
+    full_std = full[metric].std(ddof=0) if len(full) > 1 else float("nan")  # no ± for a single seed
+    full_cell = _fmt(full[metric].mean(), full_std, digits) if len(full) else "–"
     body = []
     for sampler in _sampler_order(df):
         if sampler == FULL:
@@ -93,7 +94,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(["sampler", "budget"], sort=True)
     out = g[cols].mean()
     out["seeds"] = g.size()
-    out["ndcg@10_std"] = g["ndcg@10"].std(ddof=0)
+    out["ndcg@10_std"] = g["ndcg@10"].std(ddof=0).where(out["seeds"] > 1)  # no ± for a single seed
     full_fit = _full_level(df, "fit_s")
     for metric in ("ndcg@10", "hr@10"):
         out[f"{metric}_pct_full"] = 100.0 * out[metric] / _full_level(df, metric)
@@ -206,7 +207,8 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
         stem = _slug(model)
         lines = [f"# {dataset} — {model}", "",
                  f"{len(part)} rows; seeds {', '.join(str(s) for s in sorted(set(part['seed'])))}; "
-                 f"{_environment_line(part)}. Test metrics ×100 (AUC in [0, 1]), mean ± std over seeds.", "",
+                 f"{_environment_line(part)}. Test metrics ×100 (AUC in [0, 1]), mean ± std over seeds "
+                 "(no ± where there is one seed).", "",
                  "## Summary", ""]
         if not (part["sampler"] == FULL).any():
             lines += ["No full-data rows: add the `full` sampler to get % of full data and speed-ups.", ""]

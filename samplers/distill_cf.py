@@ -470,7 +470,8 @@ def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: 
         winner = max(runs, key=lambda r: r.best_hr100)  # ties: the first candidate
         if len(runs) > 1:
             log.info("distill-cf b=%d: τ=%g c=%g is best after %d steps (val HR@100 %.2f)%s", budget, winner.tau,
-                     winner.cardinality, winner.step, winner.best_hr100, "; training it on" if not winner.finished else "")
+                     winner.cardinality, winner.step, winner.best_hr100,
+                     "; training it on" if not winner.finished else "")
         winner.run(cfg.steps, bar)
     return winner.result(), [r.result() for r in runs]
 
