@@ -4,48 +4,94 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 __all__ = ["main"]
 
 log = logging.getLogger("cfbench")
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+EXIT_FAILED_UNITS = 1
+EXIT_USAGE = 2
+
+
+def _int_list(text: str, minimum: int = 0) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
+    if min(values) < minimum:
+        raise argparse.ArgumentTypeError(f"expected integers ≥ {minimum}, got {text!r}")
+    return tuple(dict.fromkeys(values))  # duplicates run once
+
+
+def _budgets(text: str) -> tuple[int, ...]:
+    return _int_list(text, minimum=1)
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+    return parse
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``cfbench: error: …``) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("cfbench").strip()
+        self.exit(EXIT_USAGE, f"cfbench: error: {where + ': ' if where else ''}{message} (see `{self.prog} --help`)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cfbench", description="How little data do you need? Data distillation vs "
+    p = _Parser(prog="cfbench", description="How little data do you need? Data distillation vs "
                                 "sampling for collaborative filtering.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a benchmark suite and regenerate the leaderboards")
     run.add_argument("--dataset", default="ml-latest-small", help="built-in name or CSV/TSV path (default: %(default)s)")
     run.add_argument("--samplers", default="full,random-users,head-users",
                      help="comma-separated NAME[:param=value,...] or module:attr (default: %(default)s)")
     run.add_argument("--models", default="infinite-ae,ease", help="comma-separated models (default: %(default)s)")
-    run.add_argument("--budgets", type=_int_list, default=None,
+    run.add_argument("--budgets", type=_budgets, default=None,
                      help="comma-separated budgets in users (default: 10,20,50,100,... below the number of users)")
     run.add_argument("--seeds", type=_int_list, default=(0, 1, 2), help="comma-separated seeds (default: 0,1,2)")
     run.add_argument("--results-dir", type=Path, default=Path("results"), help="where rows go (default: %(default)s)")
     run.add_argument("--leaderboards-dir", type=Path, default=Path("leaderboards"),
                      help="where tables and plots go (default: %(default)s)")
     run.add_argument("--no-report", action="store_true", help="do not regenerate the leaderboards after the run")
-    run.add_argument("--rating-threshold", type=float, default=None,
+    run.add_argument("--rating-threshold", type=_finite, default=None,
                      help="keep only ratings ≥ this as positives (default: every rating)")
     run.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    run.add_argument("--batch-size", type=int, default=1024, help="users scored at once during evaluation")
+    run.add_argument("--batch-size", type=_positive(int), default=1024, help="users scored at once during evaluation")
+    run.add_argument("--unit-timeout", type=_positive(float), default=None, metavar="SECONDS",
+                     help="wall-clock limit of one unit (a sampler's selection and its models); a unit over it is "
+                          "recorded as a failed row and the suite goes on (default: no limit)")
 
     rep = sub.add_parser("report", help="regenerate the leaderboards from result rows")
     rep.add_argument("--results-dir", type=Path, default=Path("results"))
@@ -78,13 +124,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = SuiteConfig(dataset=args.dataset, samplers=tuple(split_specs(args.samplers)),
                          models=tuple(split_specs(args.models)), budgets=args.budgets, seeds=args.seeds,
                          results_dir=args.results_dir, data_dir=args.data_dir,
-                         rating_threshold=args.rating_threshold, dtype=args.dtype, batch_size=args.batch_size)
+                         rating_threshold=args.rating_threshold, dtype=args.dtype, batch_size=args.batch_size,
+                         unit_timeout=args.unit_timeout)
     t0 = time.perf_counter()
-    paths = run_suite(config, progress=not args.quiet)
-    log.info("suite: %d rows in %s (%.1f s)", len(paths), args.results_dir, time.perf_counter() - t0)
+    summary = run_suite(config, progress=not args.quiet)
+    log.info("suite: %s in %s (%.1f s)", summary.describe(), args.results_dir, time.perf_counter() - t0)
     if not args.no_report:
         written = write_leaderboards(args.results_dir, args.leaderboards_dir)
         log.info("leaderboards: %d files in %s", len(written), args.leaderboards_dir)
+    if summary.failed:
+        print(f"cfbench: {len(summary.failed)} of {len(summary.paths)} rows failed (tracebacks in the rows and in "
+              f"{summary.log_file}); re-run to retry them:", file=sys.stderr)
+        for path, error in summary.failed:
+            print(f"  {path}: {error['phase']}: {error['kind']}: {error['message']}", file=sys.stderr)
+        return EXIT_FAILED_UNITS
     return 0
 
 
@@ -103,9 +156,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        tmp = args.output.with_name(args.output.name + ".part")
-        tmp.write_text(text)
-        os.replace(tmp, args.output)
+        from cfbench.files import atomic_write_text
+
+        atomic_write_text(args.output, text)
     return 0
 
 
@@ -162,14 +215,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         argv = ["run"]  # `cfbench` alone runs the default suite
-    args = _parser().parse_args(argv)
-    if args.command is None:
-        args = _parser().parse_args(["run", *argv])
+    try:
+        args = _parser().parse_args(argv)
+        if args.command is None:
+            args = _parser().parse_args(["run", *argv])
+    except SystemExit as done:  # --help, or a usage error already printed on one line
+        return int(done.code or 0) if isinstance(done.code, int | None) else EXIT_USAGE
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("cfbench: %(message)s"))
     log.handlers[:] = [handler]
     log.propagate = False
-    log.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    handler.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    log.setLevel(logging.INFO)
     if getattr(args, "dtype", "float32") == "float64":
         import jax
 
@@ -181,14 +238,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cfbench.results import ResultsError
     from cfbench.subsets import SubsetError
 
+    from cfbench.files import describe_os_error
+
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, PluginError, SubsetError, ResultsError, NumericalError, ValueError, OSError) as err:
-        print(f"cfbench: error: {err}", file=sys.stderr)
-        return 2
+    except (DatasetError, PluginError, SubsetError, ResultsError, NumericalError, ValueError) as err:
+        return _fail(f"cfbench: error: {_one_line(err)}")
+    except OSError as err:
+        return _fail(f"cfbench: error: {describe_os_error(err, 'a file')}")
     except KeyboardInterrupt:
         print("cfbench: interrupted; rows written so far are kept, re-run to resume", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 — a bug of cfbench's: one line, the traceback only on request
+        if os.environ.get("CFBENCH_TRACEBACK"):
+            traceback.print_exc()
+        return _fail(f"cfbench: error: internal error ({type(err).__name__}: {_one_line(err)}); "
+                     "set CFBENCH_TRACEBACK=1 to see where, and please report it")
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ the dataset is a candidate. Only users with at least one positive are evaluated.
 
 Users are scored ``batch_size`` at a time, so memory is bounded by one (batch × items)
 block; per-user results do not depend on the batch size.
+
+Every score must be finite: a NaN makes top-k and AUC arbitrary, and ±inf ties, so a model that
+returns a non-finite score for any (user, item) raises :class:`~cfbench.models.base.NumericalError`
+instead of producing metrics.
 """
 
 from __future__ import annotations
@@ -132,7 +136,8 @@ def _build_task(split: Split, phase: str) -> EvaluationTask:
 def _mask_and_rank(scores: jax.Array, masked: jax.Array, negatives: jax.Array, k: int):
     neg_scores = jnp.take_along_axis(scores, jnp.maximum(negatives, 0), axis=1)
     ranked = jax.lax.top_k(jnp.where(masked, -jnp.inf, scores), k)[1]
-    return ranked, neg_scores
+    non_finite = jnp.sum(~jnp.all(jnp.isfinite(scores), axis=1))  # users with any NaN / ±inf score
+    return ranked, neg_scores, non_finite
 
 
 def _score_in_chunks(score: Callable[[Support], jax.Array], queries: sp.csr_matrix, n_items: int) -> jax.Array:
@@ -162,11 +167,13 @@ def evaluate(model: Recommender | Callable[[Support], jax.Array], task: Evaluati
         scores = _score_in_chunks(score, task.inputs[users], n_items)
         targets = task.targets[users]
         negatives = task.negatives[start:start + batch_size]
-        ranked, neg = _mask_and_rank(scores, task.exclude[users].toarray() > 0, negatives, k_max)
+        ranked, neg, non_finite = _mask_and_rank(scores, task.exclude[users].toarray() > 0, negatives, k_max)
+        if int(non_finite):
+            name = getattr(model, "name", getattr(model, "__name__", type(model).__name__))
+            raise NumericalError(f"model {name!r} produced non-finite scores (NaN or ±inf) for {int(non_finite)} of "
+                                 f"{len(users)} users in a {task.phase} batch: rankings would be arbitrary")
         ranked = np.asarray(ranked)
         neg = np.asarray(neg)
-        if not np.all(np.isfinite(neg)):
-            raise NumericalError("model produced non-finite scores")
         # AUC uses the unmasked scores, as the reference does.
         rows = np.repeat(np.arange(len(users)), np.diff(targets.indptr))
         pos_scores.append(np.asarray(scores[rows, targets.indices]))

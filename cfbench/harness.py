@@ -2,43 +2,65 @@
 
 For each seed the dataset is split with the reference protocol; each sampler selects a
 subset (once, shared by all models); each model chooses λ on validation, is refitted
-with it (the timed fit), and is evaluated on test over **all** users. Rows that already
-exist are skipped, so an interrupted suite resumes where it stopped — but only if they were
-produced with the same sampler parameters, sampler version and model parameters: a row
-file's name lists only non-default parameters, so after a default changes the old row is
-*stale*. Stale rows are re-run and the old file is archived under ``results/.stale/``.
+with it (the timed fit), and is evaluated on test over **all** users.
+
+What the harness guarantees (the README's "Guarantees" section says the same):
+
+* **Identity.** A row is reused only if its recorded identity (:mod:`cfbench.identity`: data
+  content, protocol, seed, sampler + parameters + version, budget, model + parameters +
+  version, dtype) equals the computation's. A row in the same place with another identity is
+  *stale*: it is moved to ``results/.stale/`` and re-run.
+* **Isolation.** Samplers see read-only views of the split; the split's fingerprint is checked
+  after every plugin call. Any way a plugin can fail — an exception, ``sys.exit``, running
+  out of memory, writing into the shared data, passing ``--unit-timeout`` — becomes a
+  *failed* row (kind, message, traceback; the traceback also goes to the run log under
+  ``results/.logs/``); the suite goes on and :class:`RunSummary` reports the failures
+  (``cfbench run`` then exits 1). Failed units are retried, last, by the next run.
+* **Crash safety.** Rows are written atomically; a unit is claimed (:mod:`cfbench.claims`)
+  before it is computed, so a ``kill -9`` loses at most the unit in progress, which the next
+  run computes (units whose last attempt died are run last), and N processes on one results
+  directory split the units between them without computing any twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from cfbench.claims import abandoned_attempt, claim, remove_finished_claims
 from cfbench.datasets import Interactions, load_dataset
 from cfbench.evaluation import evaluate, evaluation_task, select_lambda
+from cfbench.files import describe_os_error, remove_orphans
+from cfbench.guard import Deadline, UnitFailure, guarded
+from cfbench.identity import dataset_label, describe_difference, identity_key, row_identity
 from cfbench.models.base import Recommender
 from cfbench.plugins import load_model, load_sampler
-from cfbench.results import SCHEMA_VERSION, archive_row, environment, read_row, row_path, write_row
+from cfbench.results import SCHEMA_VERSION, ResultsError, archive_row, environment, read_row, row_path, write_row
 from cfbench.sampling import Sampler, SelectionData
-from cfbench.splits import Split, reference_split
+from cfbench.splits import Split, freeze, reference_split
 from cfbench.subsets import subset_size, support_matrix, validate_subset
 from cfbench.timing import Stopwatch
 
-__all__ = ["SuiteConfig", "default_budgets", "model_spec", "run_suite"]
+__all__ = ["RunSummary", "SuiteConfig", "default_budgets", "model_spec", "run_suite"]
 
 log = logging.getLogger("cfbench")
 
 DEFAULT_SAMPLERS = ("full", "random-users", "head-users")
 DEFAULT_MODELS = ("infinite-ae", "ease")
+LOGS_DIR = ".logs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +77,25 @@ class SuiteConfig:
     rating_threshold: float | None = None
     dtype: str = "float32"
     batch_size: int = 1024
+    #: Wall-clock limit of one unit (one sampler selection and its models), in seconds; None: no limit.
+    unit_timeout: float | None = None
 
     def __post_init__(self) -> None:
-        if self.budgets is not None and any(b < 1 for b in self.budgets):
-            raise ValueError(f"budgets must be positive numbers of users, got {self.budgets}")
+        if self.budgets is not None and any(isinstance(b, bool) or not isinstance(b, int | np.integer) or b < 1
+                                            for b in self.budgets):
+            raise ValueError(f"budgets must be positive numbers of users, got {list(self.budgets)}")
         if not self.samplers or not self.models or not self.seeds:
             raise ValueError("a suite needs at least one sampler, one model and one seed")
+        if any(isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0 for s in self.seeds):
+            raise ValueError(f"seeds must be non-negative integers, got {list(self.seeds)}")
+        if self.rating_threshold is not None and not math.isfinite(self.rating_threshold):
+            raise ValueError(f"the rating threshold must be a finite number, got {self.rating_threshold}")
+        if self.batch_size < 1:
+            raise ValueError(f"the batch size must be ≥ 1 user, got {self.batch_size}")
+        if self.unit_timeout is not None and not (self.unit_timeout > 0 and math.isfinite(self.unit_timeout)):
+            raise ValueError(f"the unit time limit must be a positive number of seconds, got {self.unit_timeout}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
 
 def default_budgets(n_users: int, start: int = 10) -> tuple[int, ...]:
@@ -82,153 +117,367 @@ def model_spec(model: Recommender) -> str:
 
 
 @dataclasses.dataclass
+class _Slot:
+    """One row of a unit: a model, where its row lives and the identity it must have."""
+
+    model: Recommender
+    spec: str
+    path: Path
+    identity: dict[str, Any]
+    key: str
+
+
+@dataclasses.dataclass
 class _Unit:
     seed: int
     sampler: Sampler
     budget: int
-    paths: dict[str, Path]  # model spec → row path
+    slots: list[_Slot]
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256("|".join(s.key for s in self.slots).encode()).hexdigest()[:32]
+
+    @property
+    def label(self) -> str:
+        return f"{self.sampler.spec()} b={self.budget} seed={self.seed}"
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a run did; iterating over it gives the path of every row the suite covers."""
+
+    paths: list[Path]
+    computed: int = 0
+    reused: int = 0
+    by_others: int = 0
+    archived: int = 0
+    failed: list[tuple[Path, dict[str, str]]] = dataclasses.field(default_factory=list)
+    log_file: Path | None = None
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def describe(self) -> str:
+        text = (f"{len(self.paths)} rows: {self.computed} computed, {self.reused} already done, "
+                f"{self.by_others} computed by another process, {len(self.failed)} failed")
+        if self.archived:
+            text += f"; {self.archived} stale rows archived"
+        return text
 
 
 def _jsonable(value: Any) -> Any:
-    """``value`` as it reads back from a row (tuples become lists, and so on)."""
-    return json.loads(json.dumps(value))
+    """``value`` as it reads back from a row (tuples become lists, and so on); a clear error otherwise."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=True))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"not JSON-serialisable: {err}") from None
 
 
-def _stale_reason(row: dict[str, Any], sampler: Sampler, model: Recommender) -> str | None:
-    """Why an existing row no longer matches this sampler and model, or ``None`` if it does."""
-    if row.get("sampler_version", "1") != sampler.version:
-        return f"sampler version {row.get('sampler_version', '1')} → {sampler.version}"
-    old, new = row.get("sampler_params", {}), _jsonable(sampler.params())
-    if old != new:
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        return "sampler parameters " + ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed)
-    old = {k: v for k, v in row.get("model_params", {}).items() if k != "lam"}
-    new = {k: v for k, v in _jsonable(model.get_params()).items() if k != "lam"}
-    if old != new:
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        return "model parameters " + ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed)
-    return None
-
-
-def _current(path: Path, sampler: Sampler, model: Recommender) -> bool:
-    """Whether ``path`` holds a row that this sampler and model would reproduce (warns if it is stale)."""
-    row = read_row(path)
+def _slot_state(slot: _Slot) -> tuple[str, dict[str, Any] | None]:
+    """``done`` (a current row), ``missing``, ``failed`` (a failed row of this identity) or ``stale``."""
+    row = read_row(slot.path)
     if row is None:
-        return False
-    reason = _stale_reason(row, sampler, model)
-    if reason is not None:
-        log.warning("%s is stale (%s): it will be re-run and the old row archived", path, reason)
-    return reason is None
+        return "missing", None
+    if row.get("identity_key") != slot.key:
+        return "stale", row
+    return ("failed" if row.get("status") == "failed" else "done"), row
+
+
+class _Run:
+    """One call of :func:`run_suite`: the splits, the units and the bookkeeping of what happened."""
+
+    def __init__(self, config: SuiteConfig, data: Interactions, progress: bool,
+                 on_row: Callable[[Path, dict[str, Any]], None] | None) -> None:
+        self.config, self.data, self.on_row = config, data, on_row
+        self.label = dataset_label(data, config.rating_threshold)
+        self.env = environment()
+        self.env["host"] = socket.gethostname()
+        self.splits: dict[int, Split] = {}
+        self.fingerprints: dict[int, str] = {}
+        self.summary = RunSummary([])
+        self.progress = progress
+        self.bar: Any = None
+
+    # ------------------------------------------------------------------ units
+
+    def split(self, seed: int, rebuild: bool = False) -> Split:
+        if rebuild or seed not in self.splits:
+            split = freeze(reference_split(self.data, seed, self.config.rating_threshold))
+            self.splits[seed], self.fingerprints[seed] = split, split.fingerprint()
+        return self.splits[seed]
+
+    def units(self, samplers: list[Sampler], models: list[Recommender]) -> list[_Unit]:
+        specs = [model_spec(m) for m in models]
+        units: dict[tuple[Path, ...], _Unit] = {}
+        for seed in self.config.seeds:
+            n_users = self.split(seed).n_users
+            budgets = self.config.budgets or default_budgets(n_users)
+            for sampler in samplers:
+                for budget in (budgets if sampler.budgeted else (n_users,)):
+                    budget = min(budget, n_users)
+                    slots = []
+                    for model, spec in zip(models, specs):
+                        identity = row_identity(
+                            data=self.data, rating_threshold=self.config.rating_threshold, seed=seed,
+                            sampler_name=sampler.name, sampler_params=_jsonable(sampler.params()),
+                            sampler_version=sampler.version, budget=budget, model_name=model.name,
+                            model_params=_jsonable(model.get_params()), model_version=model.version,
+                            dtype=self.config.dtype)
+                        path = row_path(self.config.results_dir, self.label, sampler.spec(), spec, budget, seed)
+                        slots.append(_Slot(model, spec, path, identity, identity_key(identity)))
+                    # Identical units (e.g. budgets clipped to n_users) run once.
+                    units.setdefault(tuple(s.path for s in slots), _Unit(seed, sampler, budget, slots))
+        return list(units.values())
+
+    # ------------------------------------------------------------------ rows
+
+    def header(self, unit: _Unit, slot: _Slot) -> dict[str, Any]:
+        split = self.splits[unit.seed]
+        return {
+            "schema": SCHEMA_VERSION,
+            "identity": slot.identity,
+            "identity_key": slot.key,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "computed_by": {"host": self.env["host"], "pid": os.getpid()},
+            "dataset": self.label,
+            "dataset_source": self.data.source,
+            "split": {"protocol": "reference", "seed": unit.seed, "rating_threshold": self.config.rating_threshold,
+                      **split.summary()},
+            "sampler": unit.sampler.name,
+            "sampler_spec": unit.sampler.spec(),
+            "sampler_params": _jsonable(unit.sampler.params()),
+            "sampler_version": unit.sampler.version,
+            "model": slot.model.name,
+            "model_spec": slot.spec,
+            "model_params": _jsonable(slot.model.get_params()),
+            "model_version": slot.model.version,
+            "budget": unit.budget,
+            "seed": unit.seed,
+            "dtype": self.config.dtype,
+            "environment": self.env,
+        }
+
+    def write(self, slot: _Slot, row: dict[str, Any]) -> None:
+        old = read_row(slot.path)
+        try:
+            if old is not None and old.get("identity_key") != slot.key and old.get("status") != "failed":
+                target = archive_row(self.config.results_dir, slot.path)
+                self.summary.archived += 1
+                log.warning("archived stale row %s as %s", slot.path, target)
+            write_row(slot.path, row)
+        except OSError as err:
+            raise ResultsError(describe_os_error(err, f"result row {slot.path}")) from err
+        if row["status"] == "failed":
+            self.summary.failed.append((slot.path, row["error"]))
+        else:
+            self.summary.computed += 1
+        if self.on_row is not None:
+            self.on_row(slot.path, row)
+        if self.bar is not None:
+            self.bar.update()
+
+    def write_failed(self, unit: _Unit, slots: Sequence[_Slot], failure: UnitFailure) -> None:
+        for slot in slots:
+            log.info("FAILED %s %s (%s, %s): %s", unit.label, slot.spec, failure.phase, failure.kind,
+                      failure.message)
+            log.debug("traceback of %s %s:\n%s", unit.label, slot.spec, failure.traceback)
+            self.write(slot, {**self.header(unit, slot), "status": "failed", "error": failure.record()})
+
+    # ------------------------------------------------------------------ computing
+
+    def check_split(self, seed: int, phase: str) -> None:
+        """Raise a ``mutation`` failure (and rebuild the split) if a plugin changed the shared split."""
+        if self.splits[seed].fingerprint() != self.fingerprints[seed]:
+            self.split(seed, rebuild=True)
+            raise UnitFailure("mutation", "the plugin modified the shared train/validation/test data (the split was "
+                              "rebuilt for the units after it); copy the data before changing it", phase)
+
+    def compute(self, unit: _Unit, pending: list[_Slot]) -> None:
+        deadline = Deadline(self.config.unit_timeout)
+        written: set[str] = set()
+
+        def on_stuck(failure: UnitFailure) -> None:
+            self.write_failed(unit, [s for s in pending if s.key not in written], failure)
+
+        split = self.split(unit.seed)
+        try:
+            rng = np.random.default_rng([unit.seed, unit.budget])
+            with Stopwatch() as select_sw:
+                subset = guarded("select", lambda: unit.sampler.select(SelectionData(split), unit.budget, rng),
+                                 deadline, on_stuck)
+            self.check_split(unit.seed, "select")
+            subset = guarded("select", lambda: validate_subset(subset, split.train, unit.budget,
+                                                               unit.sampler.spec()))
+            diagnostics = guarded("diagnostics", lambda: _jsonable(unit.sampler.diagnostics()))
+            support = support_matrix(subset, split.train)
+            size = subset_size(subset, split.train)
+        except UnitFailure as failure:
+            self.write_failed(unit, pending, failure)
+            return
+        for slot in pending:
+            try:
+                row = self.run_model(slot, support, split, deadline, on_stuck)
+                self.check_split(unit.seed, "model")
+            except UnitFailure as failure:
+                self.write_failed(unit, [slot], failure)
+                split = self.split(unit.seed)
+                written.add(slot.key)
+                continue
+            row.update(self.header(unit, slot))
+            row.update({"status": "ok", "subset_kind": subset.kind, "subset": size, "selection": diagnostics})
+            row["timings"] = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
+                              **row["timings"]}
+            self.write(slot, row)
+            written.add(slot.key)
+
+    def run_model(self, slot: _Slot, support: Any, split: Split, deadline: Deadline,
+                  on_stuck: Callable[[UnitFailure], None]) -> dict[str, Any]:
+        model, batch = slot.model, self.config.batch_size
+        with Stopwatch() as tune_sw:
+            selection = guarded("tune", lambda: select_lambda(model, support, split, batch_size=batch),
+                                deadline, on_stuck)
+        with Stopwatch() as fit_sw:
+            fitted = guarded("fit", lambda: model.clone(lam=selection.lam).fit(support), deadline, on_stuck)
+        with Stopwatch() as eval_sw:
+            test = guarded("evaluate", lambda: evaluate(fitted, evaluation_task(split, "test"), batch),
+                           deadline, on_stuck)
+        return {
+            "model_params": _jsonable(fitted.get_params()),
+            "lambda": selection.lam,
+            "lambda_grid_val": {repr(k): v for k, v in selection.scores.items()},
+            "metrics": {"val": selection.validation.summary(), "test": test.summary()},
+            "n_eval_users": {"val": int(len(selection.validation.users)), "test": int(len(test.users))},
+            "timings": {
+                "tune_s": tune_sw.seconds, "tune_compile_s": tune_sw.compile_seconds,
+                "fit_s": fit_sw.seconds, "fit_compile_s": fit_sw.compile_seconds,
+                "eval_s": eval_sw.seconds, "eval_compile_s": eval_sw.compile_seconds,
+            },
+        }
+
+    # ------------------------------------------------------------------ the run
+
+    def process(self, unit: _Unit, wait: bool) -> bool:
+        """Claim and compute ``unit``; ``False`` if another process holds it (and not ``wait``)."""
+        c = claim(self.config.results_dir, unit.key, unit.label, wait=wait)
+        if c is None:
+            return False
+        finished = False
+        try:
+            states = [(slot, *_slot_state(slot)) for slot in unit.slots]
+            pending = [slot for slot, state, _ in states if state != "done"]
+            if not pending:  # another process finished it while we waited for the claim
+                self.summary.by_others += len(unit.slots)
+                if self.bar is not None:
+                    self.bar.update(len(unit.slots))
+                finished = True
+                return True
+            if c.previous:
+                log.warning("an earlier attempt at %s (pid %s on %s, started %s) did not finish; running it again",
+                            unit.label, c.previous.get("pid"), c.previous.get("host"), c.previous.get("started"))
+            for slot, state, row in states:
+                if state == "stale":
+                    log.warning("%s is stale (%s): it will be re-run and the old row archived", slot.path,
+                                describe_difference(row.get("identity") if row else None, slot.identity))
+                elif state == "done":
+                    self.summary.reused += 1
+                    if self.bar is not None:
+                        self.bar.update()
+            if self.bar is not None:
+                self.bar.set_postfix_str(unit.label)
+            self.compute(unit, pending)
+            finished = True
+            return True
+        finally:
+            c.release(finished=finished)
+
+
+def _open_log(results_dir: Path) -> logging.Handler:
+    folder = results_dir / LOGS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    handler = logging.FileHandler(folder / f"run-{stamp}-{os.getpid()}.log", encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    return handler
+
+
+def _check_writable(results_dir: Path) -> None:
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        probe = results_dir / f".write-probe.{socket.gethostname()}.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ResultsError(describe_os_error(err, f"to the results directory {results_dir}")) from err
+    if not results_dir.is_dir():
+        raise ResultsError(f"results directory {results_dir} is not a directory; pass another --results-dir")
 
 
 def run_suite(config: SuiteConfig, progress: bool = True,
-              on_row: Callable[[Path, dict[str, Any]], None] | None = None) -> list[Path]:
-    """Run the suite; return the paths of every row it covers (written now or found)."""
+              on_row: Callable[[Path, dict[str, Any]], None] | None = None) -> RunSummary:
+    """Run the suite; return a :class:`RunSummary` (iterating gives every row path the suite covers).
+
+    Configuration errors (unknown plugins or parameters, missing data) raise before anything is
+    computed; a failing unit does not raise but is recorded as a failed row and in the summary.
+    """
+    results_dir = Path(config.results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ResultsError(f"results directory {results_dir} is a file; pass a folder to --results-dir")
     data = load_dataset(config.dataset, config.data_dir)
     samplers = [load_sampler(s) for s in config.samplers]
     models = [load_model(m, dtype=config.dtype) for m in config.models]
-    specs = [model_spec(m) for m in models]
-    env = environment()
-
-    splits: dict[int, Split] = {}
-    units: list[_Unit] = []
-    for seed in config.seeds:
-        split = reference_split(data, seed, config.rating_threshold)
-        splits[seed] = split
-        budgets = config.budgets or default_budgets(split.n_users)
-        for sampler in samplers:
-            for budget in (budgets if sampler.budgeted else (split.n_users,)):
-                budget = min(budget, split.n_users)
-                paths = {spec: row_path(config.results_dir, data.name, sampler.spec(), spec, budget, seed)
-                         for spec in specs}
-                units.append(_Unit(seed, sampler, budget, paths))
-    # Identical units (e.g. budgets clipped to n_users) run once.
-    units = list({tuple(u.paths.values()): u for u in units}.values())
-
-    by_spec = dict(zip(specs, models))
-    done = [u for u in units if all(_current(p, u.sampler, by_spec[s]) for s, p in u.paths.items())]
-    todo = [u for u in units if u not in done]
-    log.info("%s: %d units (%d rows) to run, %d already done", data.name, len(todo), len(todo) * len(models),
-             len(done))
-    bar = tqdm(total=len(todo) * len(models), disable=not progress, unit="row", desc=data.name, dynamic_ncols=True)
-    for unit in todo:
-        split = splits[unit.seed]
-        bar.set_postfix_str(f"{unit.sampler.spec()} b={unit.budget} seed={unit.seed}")
-        subset, select_sw = _select(unit.sampler, split, unit.budget, unit.seed)
-        diagnostics = _jsonable(unit.sampler.diagnostics())
-        support = support_matrix(subset, split.train)
-        size = subset_size(subset, split.train)
-        for model, spec in zip(models, specs):
-            path = unit.paths[spec]
-            if read_row(path) is not None:
-                if _stale_reason(read_row(path), unit.sampler, model) is None:
-                    bar.update()
-                    continue
-                log.warning("archived stale row %s as %s", path, archive_row(config.results_dir, path))
-            row = _run_model(model, spec, support, split, config)
-            row.update(_row_header(data, split, unit, subset.kind, size, env, config))
-            row["selection"] = diagnostics
-            row["timings"] = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
-                              **row["timings"]}
-            write_row(path, row)
-            if on_row is not None:
-                on_row(path, row)
-            bar.update()
-    bar.close()
-    return [p for u in units for p in u.paths.values()]
+    _check_writable(results_dir)
+    remove_orphans(results_dir)
+    handler = _open_log(results_dir)
+    log.addHandler(handler)
+    previous_level = log.level
+    log.setLevel(logging.DEBUG)  # the run log gets everything, tracebacks included; handlers filter the rest
+    try:
+        return _run(config, data, samplers, models, progress, on_row, Path(handler.baseFilename))
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.setLevel(previous_level)
 
 
-def _select(sampler: Sampler, split: Split, budget: int, seed: int):
-    rng = np.random.default_rng([seed, budget])
-    with Stopwatch() as sw:
-        subset = sampler.select(SelectionData(split), budget, rng)
-        subset = validate_subset(subset, split.train, budget, sampler.spec())
-    return subset, sw
-
-
-def _run_model(model: Recommender, spec: str, support: Any, split: Split, config: SuiteConfig) -> dict[str, Any]:
-    with Stopwatch() as tune_sw:
-        selection = select_lambda(model, support, split, batch_size=config.batch_size)
-    with Stopwatch() as fit_sw:
-        fitted = model.clone(lam=selection.lam).fit(support)
-    with Stopwatch() as eval_sw:
-        test = evaluate(fitted, evaluation_task(split, "test"), config.batch_size)
-    return {
-        "model": model.name,
-        "model_spec": spec,
-        "model_params": {k: v for k, v in fitted.get_params().items()},
-        "lambda": selection.lam,
-        "lambda_grid_val": {repr(k): v for k, v in selection.scores.items()},
-        "metrics": {"val": selection.validation.summary(), "test": test.summary()},
-        "n_eval_users": {"val": int(len(selection.validation.users)), "test": int(len(test.users))},
-        "timings": {
-            "tune_s": tune_sw.seconds, "tune_compile_s": tune_sw.compile_seconds,
-            "fit_s": fit_sw.seconds, "fit_compile_s": fit_sw.compile_seconds,
-            "eval_s": eval_sw.seconds, "eval_compile_s": eval_sw.compile_seconds,
-        },
-    }
-
-
-def _row_header(data: Interactions, split: Split, unit: _Unit, kind: str, size: dict[str, float],
-                env: dict[str, Any], config: SuiteConfig) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "dataset": data.name,
-        "dataset_source": data.source,
-        "split": {"protocol": "reference", "seed": unit.seed, "rating_threshold": config.rating_threshold,
-                  **split.summary()},
-        "sampler": unit.sampler.name,
-        "sampler_spec": unit.sampler.spec(),
-        "sampler_params": unit.sampler.params(),
-        "sampler_version": unit.sampler.version,
-        "subset_kind": kind,
-        "budget": unit.budget,
-        "seed": unit.seed,
-        "subset": size,
-        "dtype": config.dtype,
-        "environment": env,
-    }
+def _run(config: SuiteConfig, data: Interactions, samplers: list[Sampler], models: list[Recommender],
+         progress: bool, on_row: Callable[[Path, dict[str, Any]], None] | None, log_file: Path) -> RunSummary:
+    run = _Run(config, data, progress, on_row)
+    run.summary.log_file = log_file
+    units = run.units(samplers, models)
+    run.summary.paths = [s.path for u in units for s in u.slots]
+    states = {u.key: [_slot_state(s)[0] for s in u.slots] for u in units}
+    todo = [u for u in units if any(st != "done" for st in states[u.key])]
+    run.summary.reused = sum(len(u.slots) for u in units if u not in todo)
+    # Units that failed or whose last attempt died run last: one that crashes the process cannot
+    # keep the others from being computed.
+    retried = {u.key for u in todo if "failed" in states[u.key]
+               or abandoned_attempt(config.results_dir, u.key) is not None}
+    todo.sort(key=lambda u: u.key in retried)
+    log.info("%s: %d units (%d rows) to run, %d rows already done%s", run.label, len(todo),
+             sum(len(u.slots) for u in todo), run.summary.reused,
+             f"; {len(retried)} failed or interrupted before, run last" if retried else "")
+    run.bar = tqdm(total=sum(len(u.slots) for u in todo), disable=not progress, unit="row", desc=run.label,
+                   dynamic_ncols=True, file=sys.stderr)
+    try:
+        deferred = [u for u in todo if not run.process(u, wait=False)]
+        for unit in deferred:
+            log.info("waiting for another process that is computing %s", unit.label)
+            run.process(unit, wait=True)
+    finally:
+        run.bar.close()
+    done = {u.key for u in units if all(_slot_state(s)[0] in ("done", "failed") for s in u.slots)}
+    remove_finished_claims(config.results_dir, done)
+    log.info("%s: %s", run.label, run.summary.describe())
+    return run.summary
 
 
 def run_suite_rows(config: SuiteConfig, **kwargs: Any) -> Sequence[dict[str, Any]]:

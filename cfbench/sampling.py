@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from cfbench.splits import Split
+from cfbench.splits import Split, read_only_csr
 from cfbench.subsets import Subset, interaction_budget
 
 __all__ = ["NoConfig", "Sampler", "SelectionData"]
@@ -43,7 +43,12 @@ class NoConfig:
 
 
 class SelectionData:
-    """What a sampler may look at: train (and its timestamps), validation, never test."""
+    """What a sampler may look at: train (and its timestamps), validation, never test.
+
+    The matrices are read-only views of the split that every later row uses: writing into them
+    raises ``ValueError`` (copy first, e.g. ``data.train.copy()``), and the harness checks after
+    every unit that the split is unchanged.
+    """
 
     def __init__(self, split: Split) -> None:
         self._split = split
@@ -56,19 +61,21 @@ class SelectionData:
     def seed(self) -> int:
         return self._split.seed
 
-    @property
+    @functools.cached_property
     def train(self) -> sp.csr_matrix:
-        """Users × items 0/1 train interactions (CSR, sorted indices)."""
-        return self._split.train
+        """Users × items 0/1 train interactions (CSR, sorted indices; read-only)."""
+        return read_only_csr(self._split.train)
 
-    @property
+    @functools.cached_property
     def val(self) -> sp.csr_matrix:
-        return self._split.val
+        """Users × items 0/1 validation interactions (CSR; read-only)."""
+        return read_only_csr(self._split.val)
 
-    @property
+    @functools.cached_property
     def train_timestamps(self) -> sp.csr_matrix | None:
-        """Timestamps of the train interactions (same sparsity as ``train``), or ``None``."""
-        return self._split.train_timestamps
+        """Timestamps of the train interactions (same sparsity as ``train``; read-only), or ``None``."""
+        ts = self._split.train_timestamps
+        return None if ts is None else read_only_csr(ts)
 
     @property
     def n_users(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ import scipy.sparse as sp
 
 from cfbench.datasets import DatasetError, Interactions
 
-__all__ = ["Split", "implicit_feedback", "reference_split"]
+__all__ = ["Split", "freeze", "implicit_feedback", "read_only_csr", "reference_split"]
 
 MIN_INTERACTIONS = 3
 
@@ -61,6 +62,33 @@ class Split:
     def summary(self) -> dict[str, int]:
         return {"users": self.n_users, "items": self.n_items, "train": int(self.train.nnz),
                 "val": int(self.val.nnz), "test": int(self.test.nnz)}
+
+    def _arrays(self) -> list[np.ndarray]:
+        mats = [m for m in (self.train, self.val, self.test, self.train_timestamps) if m is not None]
+        return [a for m in mats for a in (m.data, m.indices, m.indptr)] + [self.user_ids, self.item_ids]
+
+    def fingerprint(self) -> str:
+        """A hash of every array of the split: equal before and after a plugin ran iff it changed nothing."""
+        h = hashlib.blake2b(digest_size=16)
+        for a in self._arrays():
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(np.ascontiguousarray(a).data)
+        return h.hexdigest()
+
+
+def freeze(split: Split) -> Split:
+    """Make every array of ``split`` read-only, so that a plugin's write raises instead of corrupting
+    the rows computed after it; returns ``split``."""
+    for a in split._arrays():
+        a.flags.writeable = False
+    return split
+
+
+def read_only_csr(m: sp.csr_matrix) -> sp.csr_matrix:
+    """A new CSR matrix object over ``m``'s (read-only) arrays: rebinding its attributes cannot touch ``m``."""
+    view = sp.csr_matrix((m.data, m.indices, m.indptr), shape=m.shape, copy=False)
+    view.has_sorted_indices = m.has_sorted_indices
+    return view
 
 
 def implicit_feedback(data: Interactions, rating_threshold: float | None = None,

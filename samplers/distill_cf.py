@@ -34,7 +34,17 @@ trace records their score as step 0): the suite measures distillation, not a fal
 Deviations from the reference code: Gumbel noise comes from a counter-based hash (murmur3's
 finaliser) seeded per sample from a JAX key, not from threefry, which costs ~4× more here and
 dominates the step; the diagonal of Θ(X̃, X̃) is taken from :func:`cfbench.ntk.ntk_diagonal`
-(arccos has an infinite derivative at cos θ = 1); a step whose gradient is not finite is skipped.
+(arccos has an infinite derivative at cos θ = 1); a step whose loss or gradient is not finite is
+skipped (Z and Adam's state unchanged, as optax's ``apply_if_finite``), within a bounded tolerance.
+
+**Numerical failures are errors, never silent.** A run raises :class:`DistillationDiverged` (a
+:class:`~cfbench.models.base.NumericalError`) naming the sampler, the candidate, the step and what
+to try, when :data:`MAX_CONSECUTIVE_NONFINITE` steps in a row are non-finite, or when more than
+``max(MAX_CONSECUTIVE_NONFINITE, MAX_NONFINITE_FRACTION · steps)`` steps are skipped in all; when a
+validation sample is not finite or no λ of the grid fits it; and when the final synthetic matrix
+is not finite, leaves [0, 1] or has an all-zero row. Skipped steps are counted in the
+diagnostics (``skipped_steps`` of the winner and of every candidate, ``skipped_steps_total``),
+also after a failure.
 """
 
 from __future__ import annotations
@@ -55,13 +65,14 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from cfbench.evaluation import select_lambda
+from cfbench.models.base import NumericalError
 from cfbench.models.infinite_ae import InfiniteAE
 from cfbench.ntk import NTKConfig, ntk_diagonal, ntk_from_gram
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.splits import Split
 from cfbench.subsets import SyntheticUsers
 
-__all__ = ["DistillCF", "DistillCFConfig", "DistillRun", "distillation_loss", "krr_predict", "multi_gumbel_sum",
+__all__ = ["DistillCF", "DistillCFConfig", "DistillRun", "DistillationDiverged", "distillation_loss", "krr_predict", "multi_gumbel_sum",
            "relaxed_multi_hot"]
 
 log = logging.getLogger(__name__)
@@ -79,6 +90,20 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
 
 
 LARGE_TARGETS_GB = 1.0  # full-batch dense targets above this size get a warning suggesting batch_users
+#: Non-finite steps tolerated in a row before a run fails: a transient overflow (an unlucky Gumbel
+#: draw with a tiny λ) recovers at once, a diverged Z never does.
+MAX_CONSECUTIVE_NONFINITE = 5
+#: Share of the step budget that may be skipped in all (at least MAX_CONSECUTIVE_NONFINITE steps).
+MAX_NONFINITE_FRACTION = 0.1
+
+
+class DistillationDiverged(NumericalError):
+    """Distill-CF's optimisation or its output stopped being finite (see the module docstring)."""
+
+    def __init__(self, message: str, step: int = 0, skipped: int = 0) -> None:
+        super().__init__(message)
+        self.step, self.skipped = step, skipped
+        self.candidates: list[dict] = []  # every candidate's summary, filled in by :func:`distill`
 REFERENCE_TAUS = "0.3/0.5/0.7/5"  # the reference's grid (noveens/distill_cf)
 REFERENCE_CARDINALITIES = "0.001/10"
 
@@ -382,6 +407,7 @@ class Distillation:
         self.trace: list[dict[str, float]] = [{"step": 0, "hr@100": hr0, "lambda": self.lam}]
         self.step = 0
         self.skipped = 0
+        self.consecutive = 0  # non-finite steps in a row
         self.compile_seconds = 0.0
         self.step_seconds: list[float] = []
         self.stopped_early = False
@@ -415,20 +441,53 @@ class Distillation:
                 self.compile_seconds = elapsed  # the first call compiles (unless cached); later calls are timed
             else:
                 self.step_seconds.append(elapsed)
-            if not bool(finite):
+            if bool(finite):
+                self.consecutive = 0
+            else:
                 self.skipped += 1
-                log.warning("distill-cf step %d: non-finite gradient, step skipped", i)
+                self.consecutive += 1
+                log.warning("distill-cf b=%d τ=%g c=%g step %d: non-finite loss or gradient, step skipped "
+                            "(%d in a row, %d in all)", self.budget, self.tau, self.cardinality, i, self.consecutive,
+                            self.skipped)
+                self._check_skipped(i)
             if bar is not None:
                 bar.update()
                 bar.set_postfix(tau=f"{self.tau:g}", loss=f"{float(value):.4g}", best=f"{self.best[0]:.1f}")
             if i % cfg.eval_every == 0 or i == cfg.steps:
                 self._evaluate(i, value, parts)
 
+    def _where(self) -> str:
+        return f"distill-cf (b={self.budget}, τ={self.tau:g}, c={self.cardinality:g})"
+
+    def _advice(self) -> str:
+        cfg = self.cfg
+        return (f"try a lower lr (now {cfg.lr:g}), larger lambdas (now {cfg.lambdas}; λ={self.lam:g} at this point) "
+                f"or a larger tau (now {self.tau:g})")
+
+    def _check_skipped(self, i: int) -> None:
+        """Raise :class:`DistillationDiverged` once the non-finite steps exceed their bounded tolerance."""
+        allowed = max(MAX_CONSECUTIVE_NONFINITE, int(np.ceil(MAX_NONFINITE_FRACTION * self.cfg.steps)))
+        if self.consecutive >= MAX_CONSECUTIVE_NONFINITE:
+            what = (f"{self.consecutive} consecutive optimisation steps (steps {i - self.consecutive + 1}–{i}) "
+                    f"had a non-finite loss or gradient")
+        elif self.skipped > allowed:
+            what = f"{self.skipped} of {i} optimisation steps had a non-finite loss or gradient (at most {allowed})"
+        else:
+            return
+        raise DistillationDiverged(f"{self._where()} diverged at step {i}: {what}; {self._advice()}", i, self.skipped)
+
     def _evaluate(self, i: int, value: jax.Array, parts: LossParts) -> None:
         cfg = self.cfg
         xs = np.asarray(relaxed_multi_hot(self.logits, jax.random.fold_in(self.val_key, i), self.tau,
                                           cfg.samples_per_user))
-        self.lam, hr = _validate(xs, self.val_split, cfg.lambda_grid)
+        if not np.all(np.isfinite(xs)):
+            raise DistillationDiverged(f"{self._where()}: the synthetic sample at step {i} is not finite; "
+                                       f"{self._advice()}", i, self.skipped)
+        try:
+            self.lam, hr = _validate(xs, self.val_split, cfg.lambda_grid)
+        except NumericalError as err:
+            raise DistillationDiverged(f"{self._where()}: no λ of {cfg.lambdas} fits the synthetic sample at step {i} "
+                                       f"({err}); {self._advice()}", i, self.skipped) from err
         self.trace.append({"step": i, "loss": float(value), "nll": float(parts.nll),
                            "cardinality": float(parts.cardinality), "lambda": self.lam, "hr@100": hr,
                            "mean_row_sum": float(xs.sum(axis=1).mean())})
@@ -465,15 +524,32 @@ def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: 
     race = cfg.race_steps if len(runs) > 1 and cfg.race_steps > 0 else cfg.steps
     total = race * (len(runs) - 1) + cfg.steps if len(runs) > 1 and cfg.race_steps > 0 else cfg.steps * len(runs)
     with tqdm(total=total, desc=f"distill-cf b={budget}", unit="step", disable=None, leave=False) as bar:
-        for run in runs:
-            run.run(race, bar)
-        winner = max(runs, key=lambda r: r.best_hr100)  # ties: the first candidate
-        if len(runs) > 1:
-            log.info("distill-cf b=%d: τ=%g c=%g is best after %d steps (val HR@100 %.2f)%s", budget, winner.tau,
-                     winner.cardinality, winner.step, winner.best_hr100,
-                     "; training it on" if not winner.finished else "")
-        winner.run(cfg.steps, bar)
+        try:
+            for run in runs:
+                run.run(race, bar)
+            winner = max(runs, key=lambda r: r.best_hr100)  # ties: the first candidate
+            if len(runs) > 1:
+                log.info("distill-cf b=%d: τ=%g c=%g is best after %d steps (val HR@100 %.2f)%s", budget, winner.tau,
+                         winner.cardinality, winner.step, winner.best_hr100,
+                         "; training it on" if not winner.finished else "")
+            winner.run(cfg.steps, bar)
+        except DistillationDiverged as err:
+            err.candidates = [r.result().summary() for r in runs]
+            raise
     return winner.result(), [r.result() for r in runs]
+
+
+def check_synthetic(matrix: np.ndarray, where: str = "distill-cf") -> None:
+    """Raise :class:`DistillationDiverged` unless ``matrix`` is finite, in [0, 1] and has no all-zero row."""
+    if not np.all(np.isfinite(matrix)):
+        raise DistillationDiverged(f"{where}: the final synthetic matrix has {int(np.sum(~np.isfinite(matrix)))} "
+                                   f"non-finite values")
+    if matrix.size == 0 or matrix.min() < 0.0 or matrix.max() > 1.0:
+        raise DistillationDiverged(f"{where}: the final synthetic matrix of shape {matrix.shape} is empty or leaves "
+                                   f"[0, 1]")
+    empty = int(np.sum(~np.any(matrix > 0, axis=1)))
+    if empty:
+        raise DistillationDiverged(f"{where}: {empty} of {matrix.shape[0]} final synthetic users are all zero")
 
 
 class DistillCF(Sampler):
@@ -485,15 +561,28 @@ class DistillCF(Sampler):
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> SyntheticUsers:
         if budget < 1:
             raise ValueError(f"distill-cf needs a budget ≥ 1, got {budget}")
+        for attr in ("result_", "runs_", "failure_"):  # nothing from an earlier call leaks into the diagnostics
+            self.__dict__.pop(attr, None)
         b = min(budget, data.n_users)
         init_users = np.sort(rng.choice(data.n_users, size=b, replace=False))
         seed = int(rng.integers(2**31 - 1))
-        self.result_, self.runs_ = distill(data, b, self.config, init_users, seed)
-        return SyntheticUsers(np.asarray(self.result_.matrix, dtype=np.float32))
+        try:
+            self.result_, self.runs_ = distill(data, b, self.config, init_users, seed)
+        except DistillationDiverged as err:
+            self.failure_ = {"error": str(err), "failed_step": err.step, "skipped_steps": err.skipped,
+                             "skipped_steps_total": sum(c["skipped_steps"] for c in err.candidates),
+                             "candidates": err.candidates}
+            raise
+        matrix = np.asarray(self.result_.matrix, dtype=np.float32)
+        check_synthetic(matrix, f"distill-cf (b={b}, τ={self.result_.tau:g}, c={self.result_.cardinality:g})")
+        return SyntheticUsers(matrix)
 
     def diagnostics(self) -> dict:
-        """The winning (τ, c), its best step, λ and validation HR@100, its trace, and every candidate's summary."""
+        """The winning (τ, c), its best step, λ and validation HR@100, its trace, skipped (non-finite) steps,
+        and every candidate's summary; after a :class:`DistillationDiverged`, the error and skipped steps."""
+        if hasattr(self, "failure_"):
+            return dict(self.failure_)
         if not hasattr(self, "result_"):
             return {}
-        return {**self.result_.summary(), "trace": self.result_.trace,
-                "candidates": [r.summary() for r in self.runs_]}
+        return {**self.result_.summary(), "skipped_steps_total": sum(r.skipped_steps for r in self.runs_),
+                "trace": self.result_.trace, "candidates": [r.summary() for r in self.runs_]}

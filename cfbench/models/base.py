@@ -55,6 +55,9 @@ class Recommender(abc.ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     lambda_grid: ClassVar[tuple[float, ...]]
+    #: Bump when the model computes something different for the same hyper-parameters: rows written
+    #: by an older version are then re-run (and the old rows archived) instead of being reused.
+    version: ClassVar[str] = "1"
     lam: float
 
     @abc.abstractmethod

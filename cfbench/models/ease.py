@@ -16,6 +16,8 @@ Two exact solvers:
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import ClassVar, Self
 
 import jax
@@ -56,9 +58,12 @@ class EASE(Recommender):
 
     Parameters
     ----------
-    lam: ridge strength λ > 0.
+    lam: ridge strength λ > 0, finite.
     solver: "auto" (primal when items ≤ users, else dual), "primal" or "dual"; both are exact.
     dtype: "float32" (default) or "float64" (needs JAX x64 mode).
+
+    Invalid values raise a one-line ValueError at construction (and again at ``fit``, as
+    ``set_params`` does not construct).
     """
 
     name: ClassVar[str] = "ease"
@@ -72,12 +77,19 @@ class EASE(Recommender):
         self.lam = lam
         self.solver = solver
         self.dtype = dtype
+        self._check_params()
 
-    def fit(self, support: Support) -> Self:
-        if not self.lam > 0:
-            raise ValueError(f"EASE needs lam > 0, got {self.lam}")
+    def _check_params(self) -> None:
+        lam = self.lam
+        if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not (math.isfinite(lam) and lam > 0):
+            raise ValueError(f"EASE needs lam > 0 (finite), got {lam!r}")
         if self.solver not in ("auto", "primal", "dual"):
             raise ValueError(f"EASE solver must be 'auto', 'primal' or 'dual', got {self.solver!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"EASE dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    def fit(self, support: Support) -> Self:
+        self._check_params()
         x = as_dense(support, resolve_dtype(self.dtype))
         n, d = x.shape
         if n == 0:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from collections.abc import Iterator, Sequence
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,17 @@ from cfbench.ntk import NTKConfig, ntk_from_gram
 __all__ = ["InfiniteAE", "kernel_matrix"]
 
 DEFAULT_BLOCK = 2048
+
+
+def _check_real(name: str, value: Any, minimum: float = 0.0) -> None:
+    """A one-line ValueError unless ``value`` is a finite real number ≥ ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < minimum:
+        raise ValueError(f"∞-AE {name} must be a finite number ≥ {minimum:g}, got {value!r}")
+
+
+def _check_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"∞-AE {name} must be an integer ≥ {minimum}, got {value!r}")
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
@@ -61,11 +73,15 @@ class InfiniteAE(Recommender):
 
     Parameters
     ----------
-    lam: ridge strength, relative to the mean kernel diagonal (the reference's λ).
-    depth: number of hidden Dense→ReLU blocks.
-    w_std, b_std: weight and bias standard deviations (NTK parameterisation).
+    lam: ridge strength ≥ 0, relative to the mean kernel diagonal (the reference's λ). λ = 0 is
+        allowed (the grid's first point); it fails with :class:`NumericalError` on a singular kernel.
+    depth: number of hidden Dense→ReLU blocks (an integer ≥ 1).
+    w_std, b_std: weight and bias standard deviations (NTK parameterisation), finite and ≥ 0.
     dtype: "float32" (default) or "float64" (needs JAX x64 mode).
-    block_size: rows of the kernel computed at once.
+    block_size: rows of the kernel computed at once (an integer ≥ 1).
+
+    Invalid values raise a one-line ValueError at construction (and again at ``fit``, as
+    ``set_params`` does not construct).
     """
 
     name: ClassVar[str] = "infinite-ae"
@@ -80,19 +96,31 @@ class InfiniteAE(Recommender):
         self.b_std = b_std
         self.dtype = dtype
         self.block_size = block_size
+        self._check_params()
+
+    def _check_params(self) -> None:
+        _check_real("lam", self.lam)
+        _check_int("depth", self.depth)
+        _check_real("w_std", self.w_std)
+        _check_real("b_std", self.b_std)
+        _check_int("block_size", self.block_size)
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"∞-AE dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
     @property
     def config(self) -> NTKConfig:
         return NTKConfig(self.depth, self.w_std, self.b_std)
 
     def _prepare(self, support: Support) -> tuple[jax.Array, jax.Array, jax.Array]:
+        self._check_params()
         xs = as_dense(support, resolve_dtype(self.dtype))
         if xs.shape[0] == 0:
             raise ValueError("∞-AE needs at least one support user")
         return xs, jnp.sum(xs * xs, axis=1), kernel_matrix(xs, xs, self.config, self.block_size)
 
     def _with_solution(self, xs: jax.Array, xs_sq: jax.Array, kernel: jax.Array, lam: float) -> Self:
-        ridge = abs(lam) * jnp.trace(kernel) / kernel.shape[0]
+        _check_real("lam", lam)  # a negative λ is an error, not |λ|
+        ridge = lam * jnp.trace(kernel) / kernel.shape[0]
         alpha = _ridge_solve(kernel, xs, ridge.astype(kernel.dtype))
         if not bool(jnp.all(jnp.isfinite(alpha))):
             raise NumericalError(f"∞-AE solve with lam={lam} is not finite: the kernel is singular; use lam > 0")
