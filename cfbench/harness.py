@@ -186,8 +186,9 @@ def _slot_state(slot: _Slot) -> tuple[str, dict[str, Any] | None]:
     row = read_row(slot.path)
     if row is None:
         return "missing", None
-    if row.get("identity_key") != slot.key:
-        return "stale", row
+    identity = row.get("identity")
+    if row.get("identity_key") != slot.key or not isinstance(identity, dict) or identity_key(identity) != slot.key:
+        return "stale", row  # another computation's row, or one whose identity was edited
     return ("failed" if row.get("status") == "failed" else "done"), row
 
 
@@ -331,8 +332,8 @@ class _Run:
                 split = self.split(unit.seed)
                 written.add(slot.key)
                 continue
-            row.update(self.header(unit, slot))
-            row.update({"status": "ok", "subset_kind": subset.kind, "subset": size, "selection": diagnostics})
+            row = {**self.header(unit, slot), **row, "status": "ok", "subset_kind": subset.kind, "subset": size,
+                   "selection": diagnostics}
             row["timings"] = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
                               **row["timings"]}
             self.write(slot, row)

@@ -59,7 +59,8 @@ def _num(value: float | None, spec: str, suffix: str = "") -> str:
 
 def _agg(df: pd.DataFrame, column: str) -> pd.DataFrame:
     g = df.groupby(["sampler", "budget"], sort=True)[column]
-    return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=0).where(g.size() > 1), "n": g.size()})
+    n = g.count()  # seeds with a value (a null metric is not available, not a zero)
+    return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=0).where(n > 1), "n": n})
 
 
 def _slug(text: str) -> str:
@@ -83,7 +84,7 @@ def metric_table(df: pd.DataFrame, metric: str) -> str:
     budgets = sorted(set(df.loc[df["sampler"] != FULL, "budget"]))
     full = df[df["sampler"] == FULL]
     headers = ["sampler"] + [str(b) for b in budgets] + ["full data"]
-    full_std = full[metric].std(ddof=0) if len(full) > 1 else float("nan")  # no ± for a single seed
+    full_std = full[metric].std(ddof=0) if full[metric].count() > 1 else float("nan")  # no ± for a single seed
     full_cell = _fmt(full[metric].mean(), full_std, digits) if len(full) else "–"
     body = []
     for sampler in _sampler_order(df):
@@ -105,7 +106,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(["sampler", "budget"], sort=True)
     out = g[cols].mean()
     out["seeds"] = g.size()
-    out["ndcg@10_std"] = g["ndcg@10"].std(ddof=0).where(out["seeds"] > 1)  # no ± for a single seed
+    out["ndcg@10_std"] = g["ndcg@10"].std(ddof=0).where(g["ndcg@10"].count() > 1)  # no ± for a single seed
     full_fit = _full_level(df, "fit_s")
     for metric in ("ndcg@10", "hr@10"):
         out[f"{metric}_pct_full"] = 100.0 * out[metric] / _full_level(df, metric)
@@ -240,7 +241,8 @@ def _mixed_data_line(rows: list[dict[str, Any]], dataset: str) -> str | None:
             counts[h] = counts.get(h, 0) + 1
     if len(counts) < 2:
         return None
-    parts = ", ".join(f"`{h[:12]}` ({n} rows)" for h, n in sorted(counts.items(), key=lambda hn: (-hn[1], hn[0])))
+    ordered = sorted(counts.items(), key=lambda hn: (-hn[1], hn[0]))
+    parts = ", ".join(f"`{h[:12]}` ({n} row{'s' * (n != 1)})" for h, n in ordered)
     return (f"**Warning: mixed data.** These rows come from {len(counts)} different contents of the `{_md(dataset)}` "
             f"data file (hashes {parts}); their numbers are not comparable: re-run the rows of the old data or move "
             "them out of the results folder.")

@@ -451,7 +451,8 @@ class RowScan:
             parts.append(f"{len(self.duplicates)} duplicate{'s' * (len(self.duplicates) != 1)} counted once")
         if self.failed:
             parts.append(f"{len(self.failed)} failed unit{'s' * (len(self.failed) != 1)}")
-        return f"cfbench: {_show(self.root)}: {len(self.rows)} rows loaded; " + ", ".join(parts)
+        n = len(self.rows)
+        return f"cfbench: {_show(self.root)}: {n} row{'s' * (n != 1)} loaded; " + ", ".join(parts)
 
     def warn(self, file: Any = None) -> None:
         """Print :meth:`messages` and :meth:`summary` (on stderr by default)."""

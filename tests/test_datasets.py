@@ -98,8 +98,12 @@ def test_user_tsv_positional_columns(tmp_path):
 
 
 def test_user_file_with_non_numeric_rating_is_rejected(tmp_path):
-    path = _write(tmp_path / "bad.csv", "1,2,good\n1,3,bad\n")
-    with pytest.raises(DatasetError, match="rating"):
+    path = _write(tmp_path / "bad.csv", "1,2,5\n1,3,bad\n")
+    with pytest.raises(DatasetError, match=r"line 2, column 3 \(rating\): 'bad' is not a finite number"):
+        read_interaction_file(path)
+    # A first line with a non-numeric field is a header: unknown names are refused, never read by position.
+    path = _write(tmp_path / "bad2.csv", "1,2,good\n1,3,bad\n")
+    with pytest.raises(DatasetError, match="line 1 is read as a header .* names no user and item column"):
         read_interaction_file(path)
 
 
@@ -108,3 +112,7 @@ def test_shared_datasets_have_published_sizes():
     assert (len(ml1m), ml1m.n_users, ml1m.n_items) == (1_000_209, 6_040, 3_706)
     ml100k = require_dataset("ml-100k")
     assert (len(ml100k), ml100k.n_users, ml100k.n_items) == (100_000, 943, 1_682)
+    gowalla = require_dataset("gowalla")
+    assert (len(gowalla), gowalla.n_users, gowalla.n_items) == (1_027_370, 29_858, 40_981)
+    assert ml1m.user.dtype == ml1m.item.dtype == gowalla.user.dtype == gowalla.item.dtype == np.int64
+    assert ml1m.timestamp is None and set(np.unique(ml1m.rating)) == {1.0, 2.0, 3.0, 4.0, 5.0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -51,10 +53,30 @@ def test_only_users_with_positives_are_evaluated_and_all_items_are_candidates():
     split = toy_split()
     task = evaluation_task(split, "val")
     assert set(task.users) == set(np.flatnonzero(np.diff(split.val.indptr) > 0))
-    # an item that never occurs in train can still be recommended and hit
-    never_trained = np.flatnonzero(np.asarray(split.train.sum(0)).ravel() == 0)
     assert task.inputs.shape[1] == split.n_items
-    assert len(never_trained) == 0 or task.targets[:, never_trained].nnz >= 0
+
+
+def test_an_item_never_seen_in_train_can_be_recommended_and_hit():
+    split = toy_split()
+    item = split.n_items - 1
+    train, val = split.train.tolil(), split.val.tolil()
+    train[:, item] = 0  # the item occurs in no train row: it is user 0's only validation positive
+    val[:, item] = 0
+    val[0, :] = 0
+    val[0, item] = 1
+    split = dataclasses.replace(split, train=train.tocsr(), val=val.tocsr())
+    assert split.train[:, item].nnz == 0 and split.val[:, item].nnz == 1
+    task = evaluation_task(split, "val")
+
+    def score(queries):  # everyone ranks the never-trained item first
+        out = np.zeros(queries.shape, dtype=np.float32)
+        out[:, item] = 1.0
+        return jnp.asarray(out)
+
+    result = evaluate(score, task)
+    assert task.users[0] == 0
+    # a candidate, ranked first, and counted as a hit for the user whose only positive it is
+    assert result.per_user["hr@10"][0] == 1.0 and result.per_user["ndcg@10"][0] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("model", [InfiniteAE(lam=5.0), EASE(lam=100.0)])

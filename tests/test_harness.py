@@ -10,6 +10,7 @@ import pytest
 
 from cfbench.cli import main
 from cfbench.harness import SuiteConfig, default_budgets, run_suite
+from cfbench.identity import identity_key
 from cfbench.reports import export, write_leaderboards
 from cfbench.results import EXPORT_COLUMNS, load_rows
 
@@ -38,7 +39,10 @@ def test_rows_hold_configuration_size_metrics_and_timings(suite_dir):
         assert set(row["metrics"]["test"]) == {"hr@10", "ndcg@10", "psp@10", "hr@100", "ndcg@100", "psp@100", "auc"}
         assert row["subset"]["n_users"] == (610 if row["sampler"] == "full" else row["budget"])
         assert 0 < row["subset"]["fraction_train_interactions"] <= 1
-        assert row["lambda"] in row["model_params"].values()
+        assert row["lambda"] == row["model_params"]["lam"]
+        assert row["lambda"] in (1.0, 5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0) \
+            if row["model"] == "ease" else row["lambda"] in (0.0, 1.0, 5.0, 20.0, 50.0, 100.0)
+        assert row["status"] == "ok" and row["identity"]["budget"] == row["budget"]
         assert {"select_s", "fit_s", "eval_s", "tune_s", "fit_compile_s"} <= set(row["timings"])
         assert row["environment"]["packages"]["jax"]
     full = [r for r in rows if r["sampler"] == "full" and r["model"] == "infinite-ae"]
@@ -55,7 +59,7 @@ def test_rerun_skips_existing_rows_and_replaces_damaged_ones(suite_dir):
     damaged = paths[0]
     damaged.write_text("{not json")
     run_suite(SuiteConfig(results_dir=suite_dir, **SUITE), progress=False)
-    assert json.loads(damaged.read_text())["schema"] == 1
+    assert json.loads(damaged.read_text())["schema"] == 2
     assert all(p.stat().st_mtime_ns == before[p] for p in paths[1:])
 
 
@@ -97,25 +101,40 @@ def test_cli_errors_are_one_line(argv, message, capsys):
 
 
 @pytest.mark.parametrize("edit", [
-    lambda row: row["sampler_params"].update(strategy="old-default"),  # a default changed since
-    lambda row: row.update(sampler_version="0"),  # the sampler's behaviour changed since
-    lambda row: row["model_params"].update(depth=7),
+    lambda ident: ident["sampler"]["params"].update(strategy="old-default"),  # a default changed since
+    lambda ident: ident["sampler"].update(version="0"),  # the sampler's behaviour changed since
+    lambda ident: ident["model"]["params"].update(depth=7),
+    lambda ident: ident["model"].update(version="0"),  # the model's behaviour changed since
+    lambda ident: ident["dataset"].update(hash="0" * 32),  # the data file changed since
+    lambda ident: ident["protocol"].update(version=0),  # the split protocol changed since
+    lambda ident: ident["evaluation"].update(cutoffs=[5, 50]),  # the metrics changed since
 ])
 def test_stale_rows_are_rerun_and_archived_not_reused(tmp_path, edit, caplog):
     config = SuiteConfig(results_dir=tmp_path, samplers=("random-users",), models=("ease",), budgets=(10,), seeds=(0,))
     (path,) = run_suite(config, progress=False)
     row = json.loads(path.read_text())
     assert row["sampler_version"] == "1" and row["selection"] == {}
-    edit(row)
+    edit(row["identity"])
+    row["identity_key"] = identity_key(row["identity"])  # as a row of that other computation would have it
     path.write_text(json.dumps(row))
     with caplog.at_level("WARNING", logger="cfbench"):
-        run_suite(config, progress=False)
-    assert "is stale" in caplog.text
+        summary = run_suite(config, progress=False)
+    assert "is stale" in caplog.text and summary.archived == 1 and summary.computed == 1
     fresh = json.loads(path.read_text())
-    assert fresh["sampler_version"] == "1" and "strategy" not in fresh["sampler_params"]
-    assert "depth" not in fresh["model_params"]
+    assert fresh["identity_key"] != row["identity_key"] and fresh["identity"]["sampler"]["version"] == "1"
     (archived,) = (tmp_path / ".stale").rglob("*.json")
     assert json.loads(archived.read_text()) == row
     assert len(load_rows(tmp_path)) == 1  # archived rows are not loaded
-    run_suite(config, progress=False)  # now current: nothing re-run, nothing archived
+    summary = run_suite(config, progress=False)  # now current: nothing re-run, nothing archived
+    assert summary.computed == 0 and summary.reused == 1
     assert len(list((tmp_path / ".stale").rglob("*.json"))) == 1
+
+
+def test_a_row_whose_identity_was_edited_without_its_key_is_not_reused(tmp_path):
+    config = SuiteConfig(results_dir=tmp_path, samplers=("random-users",), models=("ease",), budgets=(10,), seeds=(0,))
+    (path,) = run_suite(config, progress=False)
+    row = json.loads(path.read_text())
+    row["identity"]["budget"] = 20
+    path.write_text(json.dumps(row))
+    assert run_suite(config, progress=False).computed == 1
+    assert json.loads(path.read_text())["identity"]["budget"] == 10

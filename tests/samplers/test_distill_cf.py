@@ -69,6 +69,60 @@ def test_distillation_loss_gradient_matches_finite_differences():
         np.testing.assert_allclose(grad, _finite_differences(loss, logits), rtol=1e-5, atol=1e-8)
 
 
+def _ntk_depth1(x1: np.ndarray, x2: np.ndarray, same: bool = False) -> np.ndarray:
+    """Θ = (√(qq')/π)(sin θ + (π−θ) cos θ) + Σ₁(π−θ)/π + σ_b², Σ₁ = σ_w²⟨x,x'⟩/d + σ_b² (σ_w² = 2, σ_b² = 0.01)."""
+    d = x1.shape[1]
+    s1 = 2 * x1 @ x2.T / d + 0.01
+    norm = np.sqrt(np.outer(2 * (x1 * x1).sum(1) / d + 0.01, 2 * (x2 * x2).sum(1) / d + 0.01))
+    theta = np.arccos(np.clip(s1 / norm, -1, 1))
+    if same:
+        np.fill_diagonal(theta, 0.0)  # θ(x, x) = 0 exactly (arccos of a rounded 1 is ~1e-8)
+    return norm / np.pi * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) + s1 * (np.pi - theta) / np.pi + 0.01
+
+
+def _log_softmax(a: np.ndarray) -> np.ndarray:
+    a = a - a.max(axis=1, keepdims=True)
+    return a - np.log(np.exp(a).sum(axis=1, keepdims=True))
+
+
+def test_distillation_loss_matches_an_independent_numpy_computation():
+    """L = −(1/U) Σ_u Σ_i X_ui log softmax(R_u)_i + c · mean_rows(Σ_i X̃) / (|train| / U), as documented,
+    with R = Θ(X, X̃)(K + λ tr(K)/b I)⁻¹ X̃, K = Θ(X̃, X̃), in plain float64 NumPy."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(4)
+        b, d, n_real, tau, n_samples, lam, card_weight = 3, 9, 5, 0.5, 4, 0.3, 0.2
+        logits = rng.normal(size=(b, d))
+        real = (rng.random((n_real, d)) < 0.4).astype(np.float64)
+        real[:, 0] = 1.0
+        mean_train_length = real.sum() / n_real
+        blocks = np.zeros((2, 3, d))  # two blocks of three rows: the last row is zero padding
+        blocks.reshape(6, d)[:n_real] = real
+        key = jax.random.key(7)
+
+        # X̃ = min(Σ_s softmax((Z + G_s)/τ), 1); only the noise G_s comes from the module (tested above)
+        total = np.zeros((b, d))
+        for sample in range(n_samples):
+            seeds = jax.random.bits(jax.random.fold_in(key, sample), (2,), jnp.uint32)
+            noisy = (logits + np.asarray(gumbel_noise(seeds, (b, d), jnp.float64))) / tau
+            total += np.exp(_log_softmax(noisy))
+        xs = np.minimum(total, 1.0)
+        assert (xs == 1.0).any() and (xs < 1.0).any()  # the cap binds on some entries, not all
+
+        kernel = _ntk_depth1(xs, xs, same=True)
+        alpha = np.linalg.solve(kernel + lam * np.trace(kernel) / b * np.eye(b), xs)
+        reconstruction = _ntk_depth1(real, xs) @ alpha
+        nll = -np.sum(real * _log_softmax(reconstruction)) / n_real
+        cardinality = xs.sum(axis=1).mean() / mean_train_length
+
+        value, parts = distillation_loss(jnp.asarray(logits), key, jnp.asarray(blocks), jnp.float64(n_real),
+                                         jnp.float64(lam), mean_train_length=mean_train_length, tau=tau,
+                                         n_samples=n_samples, cardinality=card_weight)
+    assert float(parts.nll) == pytest.approx(nll, rel=1e-10)
+    assert float(parts.cardinality) == pytest.approx(cardinality, rel=1e-12)
+    assert float(value) == pytest.approx(nll + card_weight * cardinality, rel=1e-10)
+    assert card_weight * cardinality > 1e-3 * nll > 0  # both terms matter at this tolerance
+
+
 def test_sample_sums_and_memory_do_not_depend_on_how_many_samples():
     logits = jnp.zeros((4, 50))
     total = multi_gumbel_sum(logits, jax.random.key(0), 0.5, 7)
