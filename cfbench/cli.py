@@ -240,6 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from cfbench.files import describe_os_error
 
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir is not None and not data_dir.is_dir():
+        return _fail(f"cfbench: error: data directory {data_dir} does not exist or is not a folder; "
+                     "pass a folder holding one sub-folder per dataset")
     try:
         return COMMANDS[args.command](args)
     except (DatasetError, PluginError, SubsetError, ResultsError, NumericalError, ValueError) as err:

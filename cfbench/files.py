@@ -110,6 +110,9 @@ def describe_os_error(err: OSError, what: str) -> str:
     if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return (f"cannot write {what}: permission denied or read-only file system{where}; "
                 "choose a writable folder (--results-dir / --leaderboards-dir)")
+    if err.errno == errno.EFBIG:
+        return (f"cannot write {what}: file too large for this file system or the process's file-size limit"
+                f"{where}; raise the limit (ulimit -f) or write elsewhere (nothing written was lost)")
     if err.errno == errno.EDQUOT:
         return f"cannot write {what}: disk quota exceeded{where}; free some space and re-run"
     return f"cannot write {what}: {err.strerror or err}{where}"

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from cfbench.claims import abandoned_attempt, claim, remove_finished_claims
 from cfbench.datasets import Interactions, load_dataset
 from cfbench.evaluation import evaluate, evaluation_task, select_lambda
-from cfbench.files import describe_os_error, remove_orphans
+from cfbench.files import atomic_write_bytes, describe_os_error, remove_orphans
 from cfbench.guard import Deadline, UnitFailure, guarded
 from cfbench.identity import dataset_label, describe_difference, identity_key, row_identity
 from cfbench.models.base import Recommender
@@ -400,11 +400,18 @@ class _Run:
             c.release(finished=finished)
 
 
+class _RunLog(logging.FileHandler):
+    """The run's log file; if it cannot be written (a full disk), it stops quietly: rows matter more."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 — logging's name
+        self.setLevel(logging.CRITICAL + 1)
+
+
 def _open_log(results_dir: Path) -> logging.Handler:
     folder = results_dir / LOGS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    handler = logging.FileHandler(folder / f"run-{stamp}-{os.getpid()}.log", encoding="utf-8")
+    handler = _RunLog(folder / f"run-{stamp}-{os.getpid()}.log", encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     return handler
@@ -413,9 +420,8 @@ def _open_log(results_dir: Path) -> logging.Handler:
 def _check_writable(results_dir: Path) -> None:
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        probe = results_dir / f".write-probe.{socket.gethostname()}.{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
+        atomic_write_bytes(results_dir / ".write-probe", b"")
+        (results_dir / ".write-probe").unlink()
     except OSError as err:
         raise ResultsError(describe_os_error(err, f"to the results directory {results_dir}")) from err
     if not results_dir.is_dir():
