@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--leaderboards-dir", type=Path, default=Path("leaderboards"),
                      help="where tables and plots go (default: %(default)s)")
     run.add_argument("--no-report", action="store_true", help="do not regenerate the leaderboards after the run")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the units that would run (missing, stale or failed rows) and compute nothing")
     run.add_argument("--rating-threshold", type=_finite, default=None,
                      help="keep only ratings ≥ this as positives (default: every rating)")
     run.add_argument("--dtype", choices=("float32", "float64"), default="float32")
@@ -103,15 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     exp.add_argument("--output", "-o", type=Path, default=None, help="file to write (default: stdout)")
 
+    up = sub.add_parser("upgrade-rows", help="give rows written before row identities (schema 1) their identity, "
+                        "where the data and parameters provably match; the others are re-run when next run")
+    up.add_argument("--results-dir", type=Path, default=Path("results"))
     ds = sub.add_parser("datasets", help="list datasets, their sizes and where they were found")
     fe = sub.add_parser("fetch", help="download a dataset into the per-user cache, verifying its checksum")
     fe.add_argument("name")
     sub.add_parser("samplers", help="list every sampler plugin with its description and parameters")
     sub.add_parser("models", help="list every model plugin")
-    for sp in (run, ds, fe):
+    for sp in (run, ds, fe, up):
         sp.add_argument("--data-dir", type=Path, default=None,
                         help="data directory (then $CFBENCH_DATA_DIR, then the per-user cache)")
-    for sp in (run, rep, exp, ds, fe):
+    for sp in (run, rep, exp, ds, fe, up):
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return p
 
@@ -127,7 +132,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          rating_threshold=args.rating_threshold, dtype=args.dtype, batch_size=args.batch_size,
                          unit_timeout=args.unit_timeout)
     t0 = time.perf_counter()
-    summary = run_suite(config, progress=not args.quiet)
+    summary = run_suite(config, progress=not args.quiet, dry_run=args.dry_run)
+    if args.dry_run:
+        return 0
     log.info("suite: %s in %s (%.1f s)", summary.describe(), args.results_dir, time.perf_counter() - t0)
     if not args.no_report:
         written = write_leaderboards(args.results_dir, args.leaderboards_dir)
@@ -159,6 +166,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from cfbench.files import atomic_write_text
 
         atomic_write_text(args.output, text)
+    return 0
+
+
+def _cmd_upgrade_rows(args: argparse.Namespace) -> int:
+    from cfbench.upgrade import upgrade_rows
+
+    report = upgrade_rows(args.results_dir, args.data_dir)
+    for path, reason in report.left:
+        log.warning("left %s as it is: %s", path, reason)
+    log.info("upgraded %d rows, %d already current, %d left (re-run when their unit is next run)",
+             len(report.upgraded), report.current, len(report.left))
     return 0
 
 
@@ -207,7 +225,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "datasets": _cmd_datasets,
+COMMANDS = {"run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "upgrade-rows": _cmd_upgrade_rows,
+            "datasets": _cmd_datasets,
             "fetch": _cmd_fetch, "samplers": _cmd_samplers, "models": _cmd_models}
 
 

@@ -429,8 +429,10 @@ def _check_writable(results_dir: Path) -> None:
 
 
 def run_suite(config: SuiteConfig, progress: bool = True,
-              on_row: Callable[[Path, dict[str, Any]], None] | None = None) -> RunSummary:
+              on_row: Callable[[Path, dict[str, Any]], None] | None = None, dry_run: bool = False) -> RunSummary:
     """Run the suite; return a :class:`RunSummary` (iterating gives every row path the suite covers).
+
+    ``dry_run``: say which units would run (and which rows are stale or failed) and compute nothing.
 
     Configuration errors (unknown plugins or parameters, missing data) raise before anything is
     computed; a failing unit does not raise but is recorded as a failed row and in the summary.
@@ -448,7 +450,7 @@ def run_suite(config: SuiteConfig, progress: bool = True,
     previous_level = log.level
     log.setLevel(logging.DEBUG)  # the run log gets everything, tracebacks included; handlers filter the rest
     try:
-        return _run(config, data, samplers, models, progress, on_row, Path(handler.baseFilename))
+        return _run(config, data, samplers, models, progress, on_row, Path(handler.baseFilename), dry_run)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -456,7 +458,8 @@ def run_suite(config: SuiteConfig, progress: bool = True,
 
 
 def _run(config: SuiteConfig, data: Interactions, samplers: list[Sampler], models: list[Recommender],
-         progress: bool, on_row: Callable[[Path, dict[str, Any]], None] | None, log_file: Path) -> RunSummary:
+         progress: bool, on_row: Callable[[Path, dict[str, Any]], None] | None, log_file: Path,
+         dry_run: bool = False) -> RunSummary:
     run = _Run(config, data, progress, on_row)
     run.summary.log_file = log_file
     units = run.units(samplers, models)
@@ -472,6 +475,11 @@ def _run(config: SuiteConfig, data: Interactions, samplers: list[Sampler], model
     log.info("%s: %d units (%d rows) to run, %d rows already done%s", run.label, len(todo),
              sum(len(u.slots) for u in todo), run.summary.reused,
              f"; {len(retried)} failed or interrupted before, run last" if retried else "")
+    if dry_run:
+        for unit in todo:
+            states_of = ", ".join(f"{s.spec}: {st}" for s, st in zip(unit.slots, states[unit.key]))
+            log.info("would run %s (%s)", unit.label, states_of)
+        return run.summary
     run.bar = tqdm(total=sum(len(u.slots) for u in todo), disable=not progress, unit="row", desc=run.label,
                    dynamic_ncols=True, file=sys.stderr)
     try:

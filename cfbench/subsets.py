@@ -24,8 +24,8 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MAX_SYNTHETIC_VALUE", "InteractionSubset", "Subset", "SubsetError", "SyntheticUsers", "UserSubset", "subset_size",
-           "support_matrix", "validate_subset"]
+__all__ = ["MAX_SYNTHETIC_VALUE", "InteractionSubset", "Subset", "SubsetError", "SyntheticUsers", "UserSubset",
+           "subset_size", "support_matrix", "validate_subset"]
 
 
 #: Largest |value| accepted in :class:`SyntheticUsers`. Models compute in float32 (max ≈ 3.4·10³⁸):

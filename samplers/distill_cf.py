@@ -72,8 +72,8 @@ from cfbench.sampling import Sampler, SelectionData
 from cfbench.splits import Split
 from cfbench.subsets import SyntheticUsers
 
-__all__ = ["DistillCF", "DistillCFConfig", "DistillRun", "DistillationDiverged", "distillation_loss", "krr_predict", "multi_gumbel_sum",
-           "relaxed_multi_hot"]
+__all__ = ["DistillCF", "DistillCFConfig", "DistillRun", "DistillationDiverged", "check_synthetic", "distillation_loss",
+           "krr_predict", "multi_gumbel_sum", "relaxed_multi_hot"]
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,11 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
 
 
 LARGE_TARGETS_GB = 1.0  # full-batch dense targets above this size get a warning suggesting batch_users
-#: Non-finite steps tolerated in a row before a run fails: a transient overflow (an unlucky Gumbel
-#: draw with a tiny λ) recovers at once, a diverged Z never does.
+REFERENCE_TAUS = "0.3/0.5/0.7/5"  # the reference's grid (noveens/distill_cf)
+REFERENCE_CARDINALITIES = "0.001/10"
+
+#: Non-finite steps tolerated in a row before a run fails. A skipped step leaves Z unchanged and the
+#: next step draws new Gumbel noise (and users), so a transient overflow passes; a diverged Z does not.
 MAX_CONSECUTIVE_NONFINITE = 5
 #: Share of the step budget that may be skipped in all (at least MAX_CONSECUTIVE_NONFINITE steps).
 MAX_NONFINITE_FRACTION = 0.1
@@ -104,8 +107,6 @@ class DistillationDiverged(NumericalError):
         super().__init__(message)
         self.step, self.skipped = step, skipped
         self.candidates: list[dict] = []  # every candidate's summary, filled in by :func:`distill`
-REFERENCE_TAUS = "0.3/0.5/0.7/5"  # the reference's grid (noveens/distill_cf)
-REFERENCE_CARDINALITIES = "0.001/10"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -574,7 +575,11 @@ class DistillCF(Sampler):
                              "candidates": err.candidates}
             raise
         matrix = np.asarray(self.result_.matrix, dtype=np.float32)
-        check_synthetic(matrix, f"distill-cf (b={b}, τ={self.result_.tau:g}, c={self.result_.cardinality:g})")
+        try:
+            check_synthetic(matrix, f"distill-cf (b={b}, τ={self.result_.tau:g}, c={self.result_.cardinality:g})")
+        except DistillationDiverged as err:
+            self.failure_ = {**self.diagnostics(), "error": str(err)}
+            raise
         return SyntheticUsers(matrix)
 
     def diagnostics(self) -> dict:

@@ -70,7 +70,8 @@ def test_distillation_loss_gradient_matches_finite_differences():
 
 
 def _ntk_depth1(x1: np.ndarray, x2: np.ndarray, same: bool = False) -> np.ndarray:
-    """Θ = (√(qq')/π)(sin θ + (π−θ) cos θ) + Σ₁(π−θ)/π + σ_b², Σ₁ = σ_w²⟨x,x'⟩/d + σ_b² (σ_w² = 2, σ_b² = 0.01)."""
+    """Depth-1 NTK written out: Θ = (√(qq')/π)(sin θ + (π−θ) cos θ) + Σ₁(π−θ)/π + σ_b²,
+    Σ₁ = σ_w²⟨x,x'⟩/d + σ_b², q = Σ₁(x, x), cos θ = Σ₁/√(qq'), with σ_w² = 2 and σ_b² = 0.01."""
     d = x1.shape[1]
     s1 = 2 * x1 @ x2.T / d + 0.01
     norm = np.sqrt(np.outer(2 * (x1 * x1).sum(1) / d + 0.01, 2 * (x2 * x2).sum(1) / d + 0.01))
