@@ -6,7 +6,9 @@ import argparse
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -263,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if data_dir is not None and not data_dir.is_dir():
         return _fail(f"cfbench: error: data directory {data_dir} does not exist or is not a folder; "
                      "pass a folder holding one sub-folder per dataset")
+    on_term = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         return COMMANDS[args.command](args)
     except (DatasetError, PluginError, SubsetError, ResultsError, NumericalError, ValueError) as err:
@@ -277,6 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         return _fail(f"cfbench: error: internal error ({type(err).__name__}: {_one_line(err)}); "
                      "set CFBENCH_TRACEBACK=1 to see where, and please report it")
+    finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM stops a run like Ctrl-C: rows written so far are kept (no plugin can capture it)."""
+    raise KeyboardInterrupt
 
 
 def _one_line(err: BaseException) -> str:

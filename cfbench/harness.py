@@ -47,7 +47,7 @@ from cfbench.files import atomic_write_bytes, describe_os_error, remove_orphans
 from cfbench.guard import Deadline, UnitFailure, guarded
 from cfbench.identity import dataset_label, describe_difference, identity_key, row_identity
 from cfbench.models.base import Recommender
-from cfbench.plugins import load_model, load_sampler
+from cfbench.plugins import PluginError, load_model, load_sampler
 from cfbench.results import SCHEMA_VERSION, ResultsError, archive_row, environment, read_row, row_path, write_row
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.splits import Split, freeze, reference_split
@@ -437,12 +437,19 @@ def run_suite(config: SuiteConfig, progress: bool = True,
     Configuration errors (unknown plugins or parameters, missing data) raise before anything is
     computed; a failing unit does not raise but is recorded as a failed row and in the summary.
     """
-    results_dir = Path(config.results_dir)
+    # Absolute: a plugin that changes the working directory must not send rows elsewhere.
+    results_dir = Path(config.results_dir).absolute()
+    config = dataclasses.replace(config, results_dir=results_dir)
     if results_dir.exists() and not results_dir.is_dir():
         raise ResultsError(f"results directory {results_dir} is a file; pass a folder to --results-dir")
     data = load_dataset(config.dataset, config.data_dir)
     samplers = [load_sampler(s) for s in config.samplers]
     models = [load_model(m, dtype=config.dtype) for m in config.models]
+    for plugin, params in [(s, s.params) for s in samplers] + [(m, m.get_params) for m in models]:
+        try:
+            _jsonable(params())
+        except TypeError as err:
+            raise PluginError(f"plugin {plugin.name!r}: its parameters cannot be recorded in a row ({err})") from None
     _check_writable(results_dir)
     remove_orphans(results_dir)
     handler = _open_log(results_dir)

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import importlib.metadata
 import inspect
+import math
 import types
 import typing
 import warnings
@@ -58,14 +59,40 @@ def available_models() -> dict[str, type[Recommender]]:
 def _load_entry(ep: importlib.metadata.EntryPoint, base: type) -> type:
     try:
         obj = ep.load()
-    except Exception as err:  # a broken third-party plugin must not hide the others' names
-        raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {err}") from err
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: BLE001 — a broken plugin (even one calling sys.exit) must not end cfbench
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {_describe(err)}") from err
     return _check_class(obj, base, ep.value)
 
 
+def _describe(err: BaseException) -> str:
+    if isinstance(err, SystemExit):
+        return f"it called sys.exit({err.code!r}) while being imported"
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
 def _check_class(obj: Any, base: type, where: str) -> type:
+    """``obj`` if it is a usable plugin class of ``base``; else a :class:`PluginError` saying what is missing."""
     if not (inspect.isclass(obj) and issubclass(obj, base)):
         raise PluginError(f"{where} is not a subclass of {base.__module__}.{base.__name__}")
+    problems = []
+    for attr in ("name", "description"):
+        if not isinstance(getattr(obj, attr, None), str) or not getattr(obj, attr):
+            problems.append(f"a non-empty string class attribute {attr!r}")
+    if not isinstance(getattr(obj, "version", None), str):
+        problems.append("a string class attribute 'version'")
+    if inspect.isabstract(obj):
+        problems.append("an implementation of " + ", ".join(sorted(obj.__abstractmethods__)))
+    if issubclass(obj, Sampler) and not dataclasses.is_dataclass(getattr(obj, "Config", None)):
+        problems.append("a dataclass 'Config' of its parameters")
+    if issubclass(obj, Recommender):
+        grid = getattr(obj, "lambda_grid", None)
+        if not isinstance(grid, tuple | list) or not grid or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in grid):
+            problems.append("a non-empty 'lambda_grid' of finite numbers")
+    if problems:
+        raise PluginError(f"plugin {where} needs " + "; ".join(problems))
     return obj
 
 
@@ -110,8 +137,10 @@ def _import(target: str, base: type) -> type:
         obj = importlib.import_module(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as err:
-        raise PluginError(f"cannot load {target!r}: {err}") from err
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: BLE001 — see _load_entry
+        raise PluginError(f"cannot load {target!r}: {_describe(err)}") from err
     return _check_class(obj, base, target)
 
 

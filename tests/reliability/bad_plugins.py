@@ -261,3 +261,42 @@ class FailsWhenAsked(_Base):
         if os.environ.get("CFBENCH_TEST_FAIL"):
             raise ConnectionError("a transient fault")
         return UserSubset(np.sort(rng.choice(data.n_users, size=min(budget, data.n_users), replace=False)))
+
+
+class ChangesDirectory(_Base):
+    """Changes the working directory: rows must still go to the results directory given."""
+
+    name = "bad-chdir"
+
+    def misbehave(self, data, budget, rng):
+        os.chdir(os.environ.get("CFBENCH_TEST_CHDIR", "/"))
+        return _first(data, budget)
+
+
+class NoName(Sampler):
+    description = "a sampler without a name"
+
+    def select(self, data, budget, rng):
+        return _first(data, budget)
+
+
+class NotImplemented_(Sampler):
+    name = "bad-abstract"
+    description = "a sampler without select"
+
+
+class EmptyGridModel(EASE):
+    name = "bad-empty-grid"
+    lambda_grid = ()
+
+
+class OddParams(_Base):
+    """A sampler whose parameters cannot be written into a row."""
+
+    name = "bad-params"
+
+    def params(self):
+        return {"callback": print}
+
+    def misbehave(self, data, budget, rng):
+        return _first(data, budget)

@@ -155,3 +155,52 @@ def test_failed_rows_are_not_in_leaderboards_or_exports_but_are_listed(tiny_csv,
     assert "bad-raises" in text and "RuntimeError" in text  # listed as a failure, not scored
     row = json.loads(next(results.rglob("bad-raises*.json")).read_text())
     assert row["status"] == "failed"
+
+
+def test_a_plugin_that_changes_directory_cannot_send_rows_elsewhere(tiny_csv, tmp_path, capsys, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("CFBENCH_TEST_CHDIR", str(elsewhere))
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_cli(_suite(tiny_csv, "r", f"{BAD}ChangesDirectory,{HEALTHY}"), capsys)
+    assert rc == 0, err
+    assert len(rows_by_name(tmp_path / "r")) == 2 and not list(elsewhere.rglob("*.json"))
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    (f"{BAD}NoName", "'name'"),
+    (f"{BAD}NotImplemented_", "select"),
+    (f"{BAD}OddParams", "cannot be recorded"),
+])
+def test_unusable_sampler_classes_are_refused_before_anything_runs(spec, needle, tiny_csv, tmp_path, capsys):
+    from .conftest import assert_one_line_error
+
+    rc, _, err = run_cli(_suite(tiny_csv, tmp_path / "r", f"{HEALTHY},{spec}"), capsys)
+    assert rc == 2
+    assert_one_line_error(err, needle)
+    assert not list((tmp_path / "r").rglob("*.json")) if (tmp_path / "r").exists() else True
+
+
+def test_unusable_model_class_is_refused(tiny_csv, tmp_path, capsys):
+    from .conftest import assert_one_line_error
+
+    rc, _, err = run_cli(_suite(tiny_csv, tmp_path / "r", HEALTHY, f"{BAD}EmptyGridModel"), capsys)
+    assert rc == 2
+    assert_one_line_error(err, "lambda_grid")
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ("import sys\nsys.exit(0)\n", "sys.exit(0)"),
+    ("raise RuntimeError('broken at import')\n", "broken at import"),
+    ("import nonexistent_dependency_xyz\n", "nonexistent_dependency_xyz"),
+    ("def broken(:\n", "SyntaxError"),
+])
+def test_a_plugin_module_that_fails_to_import_is_one_line(body, needle, tiny_csv, tmp_path, capsys, monkeypatch):
+    from .conftest import assert_one_line_error
+
+    (tmp_path / "plugin_at_import.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "plugin_at_import", raising=False)
+    rc, _, err = run_cli(_suite(tiny_csv, tmp_path / "r", "plugin_at_import:Sampler"), capsys)
+    assert rc == 2
+    assert_one_line_error(err, "plugin_at_import", needle)
