@@ -566,7 +566,8 @@ def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             **core, **_nan_if_none(row["subset"]),
             **_nan_if_none(row["metrics"]["test"]),
             **{f"val_{k}": v for k, v in _nan_if_none(row["metrics"]["val"]).items()},
-            **_nan_if_none(row["timings"]), "device": row["environment"]["device"],
+            **{k: v for k, v in _nan_if_none(row["timings"]).items() if not isinstance(v, list | dict)},
+            "device": row["environment"]["device"],
         }
         rec.update(core)  # an extra key elsewhere in the row never overrides the configuration
         rec.update(subset)
