@@ -153,6 +153,8 @@ def _read_bytes(path: Path) -> bytes:
         raise _error(path, "is a directory; pass the interactions file inside it")
     if not path.exists():
         raise _error(path, f"no such file; pass a CSV/TSV path or a built-in name ({', '.join(DATASETS)})")
+    if not path.is_file():  # reading a pipe would wait for ever, a device (/dev/zero) never end
+        raise _error(path, "is not a regular file (a pipe, socket or device); save the interactions to a file first")
     suffix = path.suffix.lower()
     expected = {".xz": "xz", ".gz": "gzip"}.get(suffix)
     try:

@@ -450,7 +450,8 @@ def run_suite(config: SuiteConfig, progress: bool = True,
     results_dir = Path(config.results_dir).absolute()
     config = dataclasses.replace(config, results_dir=results_dir)
     if results_dir.exists() and not results_dir.is_dir():
-        raise ResultsError(f"results directory {results_dir} is a file; pass a folder to --results-dir")
+        raise ResultsError(f"results directory {results_dir} exists and is not a folder (it is a file); pass a folder "
+                           "to --results-dir")
     data = load_dataset(config.dataset, config.data_dir)
     samplers = [load_sampler(s) for s in config.samplers]
     models = [load_model(m, dtype=config.dtype) for m in config.models]

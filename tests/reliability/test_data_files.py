@@ -19,6 +19,7 @@ import dataclasses
 import gzip
 import io
 import lzma
+import os
 import zipfile
 from pathlib import Path
 
@@ -354,3 +355,16 @@ def test_cli_refuses_directory_in_one_line(tmp_path, capsys):
     folder = tmp_path / "data"
     folder.mkdir()
     _assert_cli_refuses(tmp_path, capsys, str(folder), str(folder), "is a directory")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_pipe_or_device_is_refused_not_read_for_ever(kind, tmp_path, capsys):
+    """A named pipe would block the reader for ever and /dev/zero would never end: both are refused."""
+    if kind == "fifo":
+        path = tmp_path / "ratings.csv"
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/zero")
+    with pytest.raises(DatasetError, match="not a regular file") as err:
+        load_dataset(str(path))
+    assert len(str(err.value).splitlines()) == 1
