@@ -300,3 +300,15 @@ class OddParams(_Base):
 
     def misbehave(self, data, budget, rng):
         return _first(data, budget)
+
+
+class StuckInNativeCode(_Base):
+    """Blocks the time-limit signal and sleeps: like native code that never returns to Python."""
+
+    name = "bad-stuck"
+
+    def misbehave(self, data, budget, rng):
+        import signal
+
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(3600)

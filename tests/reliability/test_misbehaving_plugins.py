@@ -204,3 +204,21 @@ def test_a_plugin_module_that_fails_to_import_is_one_line(body, needle, tiny_csv
     rc, _, err = run_cli(_suite(tiny_csv, tmp_path / "r", "plugin_at_import:Sampler"), capsys)
     assert rc == 2
     assert_one_line_error(err, "plugin_at_import", needle)
+
+
+def test_a_unit_stuck_in_native_code_is_recorded_and_the_next_run_goes_round_it(tiny_csv, tmp_path):
+    from .conftest import run_cli_process
+
+    results = tmp_path / "r"
+    argv = ["run", "--dataset", tiny_csv, "--samplers", f"{BAD}StuckInNativeCode,{HEALTHY}", "--models", "ease",
+            "--budgets", "10", "--seeds", "0", "--results-dir", results, "--no-report", "-q", "--unit-timeout", "5"]
+    first = run_cli_process(argv, timeout=120)
+    assert first.returncode == 3, first.stderr
+    assert "stuck in native code" in first.stderr and "Traceback" not in first.stderr
+    (stuck,) = rows_by_name(results).values()  # the suite stopped at the stuck unit, which is recorded
+    assert stuck["status"] == "failed" and stuck["error"]["kind"] == "timeout"
+    second = run_cli_process(argv, timeout=120)  # the failed unit now runs last: the healthy one is done first
+    assert second.returncode == 3
+    rows = rows_by_name(results)
+    assert sorted(r["status"] for r in rows.values()) == ["failed", "ok"]
+    assert not list(results.rglob("*.tmp"))
