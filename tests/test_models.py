@@ -112,3 +112,65 @@ def test_clone_and_params_follow_sklearn_conventions():
     assert hasattr(fitted, "alpha_") and not hasattr(fitted.clone(), "alpha_")
     with pytest.raises(ValueError, match="no hyper-parameter"):
         model.set_params(width=3)
+
+
+def _ease_state(model):
+    keys = ("weights_",) if model.solver_ == "primal" else ("support_", "dual_w_", "dual_scale_")
+    return [np.asarray(getattr(model, k)) for k in keys]
+
+
+@pytest.mark.parametrize("solver", ["primal", "dual", "auto"])
+@pytest.mark.parametrize("real", [False, True])
+def test_ease_fit_path_equals_separate_fits_bit_for_bit(solver, real):
+    # fit_path computes the Gram matrix once; every λ must still give exactly EASE(lam=λ).fit's numbers.
+    x, xq = _data(60, 45, seed=5, real=real).astype(np.float32), _data(9, 45, seed=6)
+    support = sp.csr_matrix(x)
+    template = EASE(solver=solver)
+    fits = list(template.fit_path(support, EASE.lambda_grid))
+    assert [lam for lam, _ in fits] == list(EASE.lambda_grid)
+    for lam, fitted in fits:
+        alone = EASE(lam=lam, solver=solver).fit(support)
+        assert fitted.lam == lam and fitted.solver_ == alone.solver_
+        for got, want in zip(_ease_state(fitted), _ease_state(alone), strict=True):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.asarray(fitted.score(xq)), np.asarray(alone.score(xq)))
+    assert not hasattr(template, "weights_") and not hasattr(template, "dual_w_")  # the template stays unfitted
+
+
+def test_ease_fit_path_reports_a_failed_lambda_and_goes_on():
+    x = np.zeros((4, 6))  # XᵀX = 0: a tiny λ overflows 1/λ in float32, a usual one is fine
+    results = dict(EASE(solver="primal").fit_path(x, (1e-45, 1.0)))
+    assert isinstance(results[1e-45], NumericalError)
+    assert np.all(np.isfinite(np.asarray(results[1.0].weights_)))
+
+
+@pytest.mark.parametrize("real", [False, True])
+def test_ease_matches_the_single_jit_solver_that_computed_the_shipped_rows(real):
+    # The shipped EASE rows were computed by one jitted function per solver (copied here); the split into a
+    # Gram step and a solve step must not move a single bit.
+    import jax
+    import jax.scipy.linalg as jsl
+
+    @jax.jit
+    def primal(x, lam):
+        d = x.shape[1]
+        gram = x.T @ x + lam * jnp.eye(d, dtype=x.dtype)
+        p = jsl.cho_solve((jnp.linalg.cholesky(gram), True), jnp.eye(d, dtype=x.dtype))
+        return (-p / jnp.diag(p)[None, :]).at[jnp.diag_indices(d)].set(0.0)
+
+    @jax.jit
+    def dual(x, lam):
+        n = x.shape[0]
+        w = jsl.cho_solve((jnp.linalg.cholesky(x @ x.T + lam * jnp.eye(n, dtype=x.dtype)), True), x)
+        return w, 1.0 / (1.0 - jnp.sum(x * w, axis=0))
+
+    for n, d in ((120, 80), (30, 90)):
+        x = _data(n, d, seed=7, real=real).astype(np.float32)
+        for lam in (1.0, 50.0, 1000.0):
+            model = EASE(lam=lam, solver="primal").fit(x)
+            want = primal(jnp.asarray(x), np.float32(lam))
+            np.testing.assert_array_equal(np.asarray(model.weights_), np.asarray(want))
+            model = EASE(lam=lam, solver="dual").fit(x)
+            w, scale = dual(jnp.asarray(x), np.float32(lam))
+            np.testing.assert_array_equal(np.asarray(model.dual_w_), np.asarray(w))
+            np.testing.assert_array_equal(np.asarray(model.dual_scale_), np.asarray(scale))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterator, Sequence
 from typing import ClassVar, Self
 
 import jax
@@ -29,20 +30,35 @@ from cfbench.models.base import NumericalError, Recommender, Support, as_dense, 
 __all__ = ["EASE"]
 
 
+# The λ-independent Gram matrix and the λ-dependent solve are separate jitted steps, so that
+# ``fit_path`` computes the Gram once for the whole grid. ``fit`` runs the same two steps, so a
+# path fit is bit-for-bit a single fit (tested). The split itself matches the former single jitted
+# function bit for bit: the Gram is a plain GEMM either way, and adding λI is exact.
+
+
 @jax.jit
-def _primal_weights(x: jax.Array, lam: jax.Array) -> jax.Array:
-    d = x.shape[1]
-    gram = x.T @ x + lam * jnp.eye(d, dtype=x.dtype)
-    chol = jnp.linalg.cholesky(gram)
-    p = jsl.cho_solve((chol, True), jnp.eye(d, dtype=x.dtype))
+def _primal_gram(x: jax.Array) -> jax.Array:
+    return x.T @ x
+
+
+@jax.jit
+def _primal_solve(gram: jax.Array, lam: jax.Array) -> jax.Array:
+    d = gram.shape[0]
+    chol = jnp.linalg.cholesky(gram + lam * jnp.eye(d, dtype=gram.dtype))
+    p = jsl.cho_solve((chol, True), jnp.eye(d, dtype=gram.dtype))
     b = -p / jnp.diag(p)[None, :]
     return b.at[jnp.diag_indices(d)].set(0.0)
 
 
 @jax.jit
-def _dual_weights(x: jax.Array, lam: jax.Array) -> tuple[jax.Array, jax.Array]:
-    n = x.shape[0]
-    chol = jnp.linalg.cholesky(x @ x.T + lam * jnp.eye(n, dtype=x.dtype))
+def _dual_gram(x: jax.Array) -> jax.Array:
+    return x @ x.T
+
+
+@jax.jit
+def _dual_solve(gram: jax.Array, x: jax.Array, lam: jax.Array) -> tuple[jax.Array, jax.Array]:
+    n = gram.shape[0]
+    chol = jnp.linalg.cholesky(gram + lam * jnp.eye(n, dtype=gram.dtype))
     w = jsl.cho_solve((chol, True), x)  # (XXᵀ + λI)⁻¹ X
     s = jnp.sum(x * w, axis=0)
     return w, 1.0 / (1.0 - s)
@@ -88,24 +104,47 @@ class EASE(Recommender):
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"EASE dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
-    def fit(self, support: Support) -> Self:
+    def _prepare(self, support: Support) -> tuple[str, jax.Array, jax.Array]:
+        """The λ-independent work: dense support, solver, and its Gram matrix (XᵀX or XXᵀ)."""
         self._check_params()
         x = as_dense(support, resolve_dtype(self.dtype))
         n, d = x.shape
         if n == 0:
             raise ValueError("EASE needs at least one support user")
-        lam = jnp.asarray(self.lam, x.dtype)
-        self.solver_ = ("primal" if d <= n else "dual") if self.solver == "auto" else self.solver
-        if self.solver_ == "primal":
-            self.weights_ = _primal_weights(x, lam)
-            state = (self.weights_,)
+        solver = ("primal" if d <= n else "dual") if self.solver == "auto" else self.solver
+        return solver, x, _primal_gram(x) if solver == "primal" else _dual_gram(x)
+
+    def _with_solution(self, solver: str, x: jax.Array, gram: jax.Array, lam: float) -> Self:
+        fitted = self.clone(lam=lam)
+        fitted._check_params()
+        lam_arr = jnp.asarray(lam, x.dtype)
+        fitted.solver_ = solver
+        if solver == "primal":
+            fitted.weights_ = _primal_solve(gram, lam_arr)
+            state = (fitted.weights_,)
         else:
-            self.support_ = x
-            self.dual_w_, self.dual_scale_ = _dual_weights(x, lam)
-            state = (self.dual_w_, self.dual_scale_)
+            fitted.support_ = x
+            fitted.dual_w_, fitted.dual_scale_ = _dual_solve(gram, x, lam_arr)
+            state = (fitted.dual_w_, fitted.dual_scale_)
         if not all(bool(jnp.all(jnp.isfinite(a))) for a in state):
-            raise NumericalError(f"EASE fit with lam={self.lam} is not finite; use a larger lam")
+            raise NumericalError(f"EASE fit with lam={lam} is not finite; use a larger lam")
+        return fitted
+
+    def fit(self, support: Support) -> Self:
+        fitted = self._with_solution(*self._prepare(support), self.lam)
+        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
         return self
+
+    def fit_path(self, support: Support, grid: Sequence[float]) -> Iterator[tuple[float, Self | NumericalError]]:
+        """Yield ``(lam, fitted EASE)`` or ``(lam, NumericalError)`` for each λ; the dense support and
+        its Gram matrix are computed once for the whole grid, and each fit equals ``EASE(lam=λ).fit``
+        bit for bit."""
+        prepared = self._prepare(support)  # shared by every λ
+        for lam in grid:
+            try:
+                yield lam, self._with_solution(*prepared, lam)
+            except NumericalError as err:
+                yield lam, err
 
     def score(self, queries: Support) -> jax.Array:
         if self.solver_ == "primal":
