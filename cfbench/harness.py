@@ -338,7 +338,9 @@ class _Run:
                 continue
             row = {**self.header(unit, slot), **row, "status": "ok", "subset_kind": subset.kind, "subset": size,
                    "selection": diagnostics}
+            reused = diagnostics.get("reused_seconds", 0.0) if isinstance(diagnostics, dict) else 0.0
             row["timings"] = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
+                              "select_cost_s": select_sw.seconds + (reused if isinstance(reused, float | int) else 0.0),
                               **row["timings"]}
             self.write(slot, row)
             written.add(slot.key)

@@ -103,6 +103,10 @@ def metric_table(df: pd.DataFrame, metric: str) -> str:
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Per (sampler, budget): size, quality as % of full data, fit time and speed-ups (means over seeds)."""
     cols = ["n_users", "n_interactions", "fraction_train_interactions", "ndcg@10", "hr@10", "fit_s", "select_s"]
+    # The cost of one selection from scratch: select_s plus work a sampler reused from an earlier
+    # budget (e.g. SVP-CF's cached proxy); rows without it cost what they measured.
+    cost = df["select_cost_s"] if "select_cost_s" in df else pd.Series(math.nan, index=df.index)
+    df = df.assign(select_s=cost.fillna(df["select_s"]))
     g = df.groupby(["sampler", "budget"], sort=True)
     out = g[cols].mean()
     out["seeds"] = g.size()

@@ -133,7 +133,11 @@ class Sampler(abc.ABC):
 
     def diagnostics(self) -> dict[str, Any]:
         """JSON-serialisable facts about the last :meth:`select` call (e.g. the hyper-parameters a
-        sampler chose on validation); the harness records them in each row under ``"selection"``."""
+        sampler chose on validation); the harness records them in each row under ``"selection"``.
+
+        A sampler that reuses work from an earlier call (a cache) reports its cost as
+        ``"reused_seconds"``: the row's ``select_cost_s`` (what one selection from scratch costs, used
+        by the leaderboards' speed-up incl. selection) is then ``select_s`` plus that."""
         return {}
 
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import jax
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import scipy.sparse as sp
 from cfbench.metrics import inverse_propensity
 from cfbench.plugins import load_sampler
 from cfbench.sampling import SelectionData
-from cfbench.splits import Split
+from cfbench.splits import Split, reference_split
 from cfbench.subsets import InteractionSubset, UserSubset, validate_subset
 from samplers.svp_cf import (SVPCF, SVPConfig, _device_data, _sample_negatives, _search_steps, _Static,
                              forgetting_scores, train_proxy)
@@ -74,12 +76,40 @@ def test_budget_and_validity(small_split, level, propensity):
         assert isinstance(subset, InteractionSubset) and subset.mask.sum() == data.interaction_budget(budget)
 
 
-def test_select_is_deterministic_for_a_seed(small_split):
+def test_select_is_deterministic_for_a_seed_and_independent_of_the_generator(small_data, small_split):
     data = SelectionData(small_split)
     sampler = SVPCF(proxy="bias", level="interaction", **FAST)
-    a, b, c = (sampler.select(data, 61, np.random.default_rng(s)).mask for s in (3, 3, 4))
-    assert np.array_equal(a, b)
-    assert not np.array_equal(a, c)
+    a, b = (sampler.select(data, 61, np.random.default_rng(s)).mask for s in (3, 4))
+    assert np.array_equal(a, b)  # the proxy and the ties follow the split's seed, not the per-budget generator
+    other = SelectionData(reference_split(small_data, seed=1))
+    c = sampler.select(other, 61, np.random.default_rng(3)).mask
+    assert c.shape != a.shape or not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("level", ["user", "interaction"])
+def test_subsets_are_nested_across_budgets_and_the_proxy_is_trained_once(small_split, level, monkeypatch):
+    import samplers.svp_cf as svp
+
+    monkeypatch.setattr(svp, "_proxy_cache", collections.OrderedDict())
+    calls = []
+    real = svp.train_proxy
+    monkeypatch.setattr(svp, "train_proxy", lambda *a, **k: calls.append(1) or real(*a, **k))
+    data = SelectionData(small_split)
+    sampler = SVPCF(proxy="bias", level=level, **FAST)
+    kept = []
+    for budget in (10, 20, 50, 100):
+        subset = sampler.select(data, budget, np.random.default_rng(budget))
+        kept.append(set(subset.users.tolist()) if level == "user" else set(np.flatnonzero(subset.mask).tolist()))
+        assert sampler.diagnostics()["proxy_cached"] == (budget != 10)
+    assert len(calls) == 1
+    assert all(small <= large for small, large in zip(kept, kept[1:]))
+    assert sampler.diagnostics()["reused_seconds"] == sampler.diagnostics()["proxy_seconds"] > 0
+    SVPCF(proxy="bias", level="user" if level == "interaction" else "interaction", **FAST).select(
+        data, 10, np.random.default_rng(0))
+    assert len(calls) == 1  # level and propensity do not change the proxy: shared
+    SVPCF(proxy="bias", level=level, **{**FAST, "epochs": FAST["epochs"] + 1}).select(
+        data, 10, np.random.default_rng(0))
+    assert len(calls) == 2  # other proxy settings: trained anew
 
 
 def test_propensity_weighting_follows_the_reference_formula():
