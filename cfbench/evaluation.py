@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,7 @@ __all__ = [
     "EvaluationTask",
     "LambdaSelection",
     "evaluate",
+    "evaluate_many",
     "evaluation_task",
     "select_lambda",
 ]
@@ -140,55 +142,129 @@ def _mask_and_rank(scores: jax.Array, masked: jax.Array, negatives: jax.Array, k
     return ranked, neg_scores, non_finite
 
 
-def _score_in_chunks(score: Callable[[Support], jax.Array], queries: sp.csr_matrix, n_items: int) -> jax.Array:
+Scorer = Recommender | Callable[[Support], jax.Array]
+
+
+def _score_many(models: Sequence[Scorer], queries: sp.csr_matrix) -> list[jax.Array]:
+    """Each model's scores for ``queries``; fitted models of one class share work through ``score_many``."""
+    out: list[jax.Array | None] = [None] * len(models)
+    by_class: dict[type[Recommender], list[tuple[int, Recommender]]] = {}
+    for i, model in enumerate(models):
+        if isinstance(model, Recommender):
+            by_class.setdefault(type(model), []).append((i, model))
+        else:
+            out[i] = model(queries)
+    for cls, members in by_class.items():
+        blocks = cls.score_many(queries, [model for _, model in members])
+        for (i, _), block in zip(members, blocks, strict=True):
+            out[i] = block
+    return cast(list[jax.Array], out)
+
+
+def _score_in_chunks(models: Sequence[Scorer], queries: sp.csr_matrix,
+                     n_items: int) -> Iterator[tuple[slice, list[jax.Array]]]:
+    """Per ``SCORE_CHUNK`` rows of ``queries`` (the last zero-padded), those rows and every model's scores."""
     n = queries.shape[0]
     padded = sp.vstack([queries, sp.csr_matrix((-n % SCORE_CHUNK, n_items), dtype=queries.dtype)]).tocsr()
-    chunks = []
     for start in range(0, padded.shape[0], SCORE_CHUNK):
-        block = score(padded[start:start + SCORE_CHUNK])
-        if block.shape != (SCORE_CHUNK, n_items):
-            raise ValueError(f"model returned scores of shape {block.shape}, expected {(SCORE_CHUNK, n_items)}")
-        chunks.append(block)
-    return jnp.concatenate(chunks)[:n] if len(chunks) > 1 else chunks[0][:n]
+        blocks = _score_many(models, padded[start:start + SCORE_CHUNK])
+        for block in blocks:
+            if block.shape != (SCORE_CHUNK, n_items):
+                raise ValueError(f"model returned scores of shape {block.shape}, expected {(SCORE_CHUNK, n_items)}")
+        rows = slice(start, min(start + SCORE_CHUNK, n))
+        yield rows, [block[:rows.stop - start] for block in blocks]
 
 
-def evaluate(model: Recommender | Callable[[Support], jax.Array], task: EvaluationTask, batch_size: int = 1024,
-             cutoffs: Sequence[int] = CUTOFFS) -> EvaluationResult:
-    """Rank all items for every evaluated user of ``task`` and compute the metrics."""
+def _model_name(model: Scorer) -> str:
+    return getattr(model, "name", getattr(model, "__name__", type(model).__name__))
+
+
+def _evaluate_many(models: Sequence[Scorer], task: EvaluationTask, batch_size: int,
+                   cutoffs: Sequence[int]) -> list[EvaluationResult | NumericalError]:
+    """One result per model, or the NumericalError of a model with a non-finite score (not scored further).
+
+    The users are scored ``SCORE_CHUNK`` at a time, every live model on each chunk before the next, so
+    at most one chunk's scores per model are alive; top-k and the AUC scores are taken per chunk, the
+    metrics per batch of ``batch_size`` users.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-    score = model.score if isinstance(model, Recommender) else model
     n_items = task.inputs.shape[1]
     k_max = min(max(cutoffs), n_items)
-    per_user: dict[str, list[np.ndarray]] = {f"{m}@{k}": [] for k in cutoffs for m in ("hr", "ndcg", "psp")}
-    pos_scores, neg_scores = [], []
+    names = [f"{m}@{k}" for k in cutoffs for m in ("hr", "ndcg", "psp")]
+    per_user: list[dict[str, list[np.ndarray]]] = [{name: [] for name in names} for _ in models]
+    pos_scores: list[list[np.ndarray]] = [[] for _ in models]
+    neg_scores: list[list[np.ndarray]] = [[] for _ in models]
+    failed: list[NumericalError | None] = [None] * len(models)
     for start in range(0, len(task.users), batch_size):
+        live = [i for i, err in enumerate(failed) if err is None]
+        if not live:
+            break
         users = task.users[start:start + batch_size]
-        scores = _score_in_chunks(score, task.inputs[users], n_items)
         targets = task.targets[users]
+        exclude = task.exclude[users]
         negatives = task.negatives[start:start + batch_size]
-        ranked, neg, non_finite = _mask_and_rank(scores, task.exclude[users].toarray() > 0, negatives, k_max)
-        if int(non_finite):
-            name = getattr(model, "name", getattr(model, "__name__", type(model).__name__))
-            raise NumericalError(f"model {name!r} produced non-finite scores (NaN or ±inf) for {int(non_finite)} of "
-                                 f"{len(users)} users in a {task.phase} batch: rankings would be arbitrary")
-        ranked = np.asarray(ranked)
-        neg = np.asarray(neg)
-        # AUC uses the unmasked scores, as the reference does.
-        rows = np.repeat(np.arange(len(users)), np.diff(targets.indptr))
-        pos_scores.append(np.asarray(scores[rows, targets.indices]))
-        neg_scores.append(neg[negatives >= 0])
-
-        hits = np.take_along_axis(targets.toarray() > 0, ranked, axis=1)
+        ranked: dict[int, list[np.ndarray]] = {i: [] for i in live}
+        non_finite = dict.fromkeys(live, 0)
+        for rows, blocks in _score_in_chunks([models[i] for i in live], task.inputs[users], n_items):
+            masked = exclude[rows].toarray() > 0
+            chunk_targets = targets[rows]
+            chunk_negatives = negatives[rows]
+            pos_rows = np.repeat(np.arange(rows.stop - rows.start), np.diff(chunk_targets.indptr))
+            for i, scores in zip(live, blocks, strict=True):
+                top, neg, bad = _mask_and_rank(scores, masked, chunk_negatives, k_max)
+                non_finite[i] += int(bad)
+                ranked[i].append(np.asarray(top))
+                # AUC uses the unmasked scores, as the reference does.
+                pos_scores[i].append(np.asarray(scores[pos_rows, chunk_targets.indices]))
+                neg_scores[i].append(np.asarray(neg)[chunk_negatives >= 0])
+        hits_all = targets.toarray() > 0
         n_pos = np.diff(targets.indptr)
-        ranked_w = task.weights[ranked]
         sl = slice(start, start + len(users))
-        for k in cutoffs:
-            per_user[f"hr@{k}"].append(metrics.hit_rate(hits, n_pos, k))
-            per_user[f"ndcg@{k}"].append(metrics.ndcg(hits, n_pos, k))
-            per_user[f"psp@{k}"].append(metrics.psp(hits, ranked_w, n_pos, task.psp_normalisers[k][sl], k))
-    auc = metrics.pooled_auc(np.concatenate(pos_scores), np.concatenate(neg_scores)) if pos_scores else float("nan")
-    return EvaluationResult(task.phase, task.users, {k: np.concatenate(v) for k, v in per_user.items()}, auc)
+        for i in live:
+            if non_finite[i]:
+                failed[i] = NumericalError(
+                    f"model {_model_name(models[i])!r} produced non-finite scores (NaN or ±inf) for {non_finite[i]} "
+                    f"of {len(users)} users in a {task.phase} batch: rankings would be arbitrary")
+                continue
+            top = np.concatenate(ranked[i])
+            hits = np.take_along_axis(hits_all, top, axis=1)
+            ranked_w = task.weights[top]
+            for k in cutoffs:
+                per_user[i][f"hr@{k}"].append(metrics.hit_rate(hits, n_pos, k))
+                per_user[i][f"ndcg@{k}"].append(metrics.ndcg(hits, n_pos, k))
+                per_user[i][f"psp@{k}"].append(metrics.psp(hits, ranked_w, n_pos, task.psp_normalisers[k][sl], k))
+    results: list[EvaluationResult | NumericalError] = []
+    for i, err in enumerate(failed):
+        if err is not None:
+            results.append(err)
+            continue
+        auc = (metrics.pooled_auc(np.concatenate(pos_scores[i]), np.concatenate(neg_scores[i]))
+               if pos_scores[i] else float("nan"))
+        results.append(EvaluationResult(task.phase, task.users,
+                                        {k: np.concatenate(v) for k, v in per_user[i].items()}, auc))
+    return results
+
+
+def evaluate(model: Scorer, task: EvaluationTask, batch_size: int = 1024,
+             cutoffs: Sequence[int] = CUTOFFS) -> EvaluationResult:
+    """Rank all items for every evaluated user of ``task`` and compute the metrics."""
+    return evaluate_many([model], task, batch_size, cutoffs)[0]
+
+
+def evaluate_many(models: Sequence[Scorer], task: EvaluationTask, batch_size: int = 1024,
+                  cutoffs: Sequence[int] = CUTOFFS) -> list[EvaluationResult]:
+    """``[evaluate(m, task, batch_size, cutoffs) for m in models]``, bit for bit, in one pass over the users.
+
+    Fitted models of one class are scored together through their ``score_many``, which shares work that
+    does not depend on the fitted state (∞-AE computes each kernel block once for all the models of a
+    λ path). Raises the first model's :class:`NumericalError` if any model scores non-finite.
+    """
+    results = _evaluate_many(models, task, batch_size, cutoffs)
+    for result in results:
+        if isinstance(result, NumericalError):
+            raise result
+    return cast(list[EvaluationResult], results)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,25 +277,66 @@ class LambdaSelection:
     scores: dict[float, float]  # λ → validation HR@100 (nan where the fit failed)
 
 
+#: Most bytes of fitted state (all fitted models' arrays, shared ones once) that ``select_lambda`` keeps
+#: alive to score several λ together, for models that share scoring work; more λ take several passes.
+SHARED_SCORING_BYTES = 1 << 30
+
+
+def _fitted_nbytes(model: Recommender, seen: set[int]) -> int:
+    """Bytes of ``model``'s fitted arrays not already in ``seen`` (shared arrays count once); adds them."""
+    total = 0
+    for key, value in vars(model).items():
+        if key.endswith("_") and hasattr(value, "nbytes") and id(value) not in seen:
+            seen.add(id(value))
+            total += int(value.nbytes)
+    return total
+
+
+def _lambda_groups(model: Recommender, support: Support, grid: Sequence[float]
+                   ) -> Iterator[list[tuple[float, Recommender | NumericalError]]]:
+    """``model.fit_path`` in groups of λ to score together: one fitted λ at a time (as before) unless the
+    model's class shares scoring work (overrides ``score_many``); then as many as ``SHARED_SCORING_BYTES``
+    holds, assuming each further λ adds as many bytes as the last one did. A group is handed over before
+    the next λ is fitted."""
+    shares = getattr(type(model).score_many, "__func__", None) is not Recommender.score_many.__func__
+    group: list[tuple[float, Recommender | NumericalError]] = []
+    seen: set[int] = set()
+    held = 0
+    for lam, fitted in model.fit_path(support, grid):
+        group.append((lam, fitted))
+        if isinstance(fitted, Recommender):
+            added = _fitted_nbytes(fitted, seen)
+            held += added
+            if not shares or held + added > SHARED_SCORING_BYTES:
+                yield group
+                group, seen, held = [], set(), 0
+    if group:
+        yield group
+
+
 def select_lambda(model: Recommender, support: Support, split: Split, grid: Sequence[float] | None = None,
                   batch_size: int = 1024, metric: str = SELECTION_METRIC) -> LambdaSelection:
-    """Fit ``model`` for every λ of ``grid`` and keep the best on validation ``metric`` (first on ties)."""
+    """Fit ``model`` for every λ of ``grid`` and keep the best on validation ``metric`` (first on ties).
+
+    The λ of one ``fit_path`` are evaluated together (``evaluate_many``) where the model shares scoring
+    work between them; every λ's metrics equal its own ``evaluate`` bit for bit.
+    """
     grid = tuple(model.lambda_grid if grid is None else grid)
     task = evaluation_task(split, "val")
     best: LambdaSelection | None = None
     scores: dict[float, float] = {}
-    for lam, fitted in model.fit_path(support, grid):
-        if isinstance(fitted, NumericalError):
-            scores[lam] = float("nan")
-            continue
-        try:
-            result = evaluate(fitted, task, batch_size)
-        except NumericalError:
-            scores[lam] = float("nan")
-            continue
-        scores[lam] = result.summary()[metric]
-        if best is None or scores[lam] > best.scores[best.lam]:
-            best = LambdaSelection(lam, fitted, result, scores)
+    for group in _lambda_groups(model, support, grid):
+        fitted = [f for _, f in group if isinstance(f, Recommender)]
+        results = iter(_evaluate_many(fitted, task, batch_size, CUTOFFS))
+        for lam, fit in group:
+            result = next(results) if isinstance(fit, Recommender) else fit
+            if isinstance(result, NumericalError):
+                scores[lam] = float("nan")
+                continue
+            assert isinstance(fit, Recommender)
+            scores[lam] = result.summary()[metric]
+            if best is None or scores[lam] > best.scores[best.lam]:
+                best = LambdaSelection(lam, fit, result, scores)
     if best is None:
         raise NumericalError(f"{model.name}: every λ in {grid} failed numerically")
     return dataclasses.replace(best, scores=scores)

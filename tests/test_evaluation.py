@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cfbench.evaluation import evaluate, evaluation_task, select_lambda
-from cfbench.models import EASE, InfiniteAE
+from cfbench import evaluation
+from cfbench.evaluation import evaluate, evaluate_many, evaluation_task, select_lambda
+from cfbench.models import EASE, InfiniteAE, NumericalError
 from tests.conftest import toy_split
 
 
@@ -95,3 +96,65 @@ def test_select_lambda_picks_the_best_validation_hr100(small_split):
     assert sel.lam == max(sel.scores, key=sel.scores.get)
     assert sel.scores[1.0] != sel.scores[100.0]
     assert sel.model.lam == sel.lam
+
+
+def _assert_same_result(got, want):
+    np.testing.assert_array_equal(got.users, want.users)
+    assert got.per_user.keys() == want.per_user.keys()
+    for name, values in want.per_user.items():
+        np.testing.assert_array_equal(got.per_user[name], values, err_msg=name)
+    assert got.auc == want.auc
+
+
+@pytest.mark.parametrize("real", [False, True])
+@pytest.mark.parametrize("template", [InfiniteAE(), EASE()])
+def test_select_lambda_equals_per_lambda_evaluate_bit_for_bit(monkeypatch, template, real):
+    # select_lambda scores all λ of a path in one pass (∞-AE: one kernel block per chunk for every λ); each
+    # λ's validation metrics must be exactly those of evaluating that λ alone.
+    split = toy_split(n_users=300, n_items=60, seed=3)  # 2 chunks of SCORE_CHUNK users
+    support = split.train[:120]
+    if real:
+        support = support.multiply(np.random.default_rng(1).random(support.shape)).tocsr().astype(np.float32)
+    task = evaluation_task(split, "val")
+    fits = [(lam, fitted) for lam, fitted in template.fit_path(support, template.lambda_grid)
+            if not isinstance(fitted, NumericalError)]
+    alone = {lam: evaluate(fitted, task, batch_size=100) for lam, fitted in fits}
+    for (lam, _), result in zip(fits, evaluate_many([f for _, f in fits], task, batch_size=100), strict=True):
+        _assert_same_result(result, alone[lam])
+    for budget in (evaluation.SHARED_SCORING_BYTES, 0):  # all λ in one pass, then one λ per pass
+        monkeypatch.setattr(evaluation, "SHARED_SCORING_BYTES", budget)
+        sel = select_lambda(template, support, split, batch_size=100)
+        assert {lam: score for lam, score in sel.scores.items() if lam in alone} == \
+            {lam: result.summary()["hr@100"] for lam, result in alone.items()}
+        assert sel.lam == max(alone, key=lambda lam: alone[lam].summary()["hr@100"])  # first on ties
+        _assert_same_result(sel.validation, alone[sel.lam])
+
+
+def test_ranking_per_chunk_equals_ranking_the_whole_batch():
+    # evaluate ranks SCORE_CHUNK users at a time (the shipped rows ranked whole batches): top-k must not
+    # depend on how many rows are ranked together, ties and masked items included.
+    rng = np.random.default_rng(0)
+    scores = jnp.asarray(rng.integers(0, 20, size=(700, 150)).astype(np.float32))  # many ties
+    masked = rng.random((700, 150)) < 0.3
+    negatives = rng.integers(-1, 150, size=(700, 50))
+    whole = [np.asarray(a) for a in evaluation._mask_and_rank(scores, masked, negatives, 100)]
+    parts = [evaluation._mask_and_rank(scores[s:s + 256], masked[s:s + 256], negatives[s:s + 256], 100)
+             for s in range(0, 700, 256)]
+    np.testing.assert_array_equal(np.concatenate([np.asarray(p[0]) for p in parts]), whole[0])
+    np.testing.assert_array_equal(np.concatenate([np.asarray(p[1]) for p in parts]), whole[1])
+    assert sum(int(p[2]) for p in parts) == int(whole[2]) == 0
+
+
+def test_evaluate_many_raises_a_models_numerical_error_and_select_lambda_skips_it():
+    split = toy_split()
+    task = evaluation_task(split, "val")
+    good = EASE(lam=5.0).fit(split.train)
+
+    def nan_scores(queries):
+        return jnp.full(queries.shape, jnp.nan, dtype=jnp.float32)
+
+    with pytest.raises(NumericalError, match="'nan_scores' produced non-finite"):
+        evaluate_many([good, nan_scores], task)
+    results = evaluation._evaluate_many([nan_scores, good], task, 1024, evaluation.CUTOFFS)
+    assert isinstance(results[0], NumericalError)
+    _assert_same_result(results[1], evaluate(good, task))

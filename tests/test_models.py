@@ -174,3 +174,26 @@ def test_ease_matches_the_single_jit_solver_that_computed_the_shipped_rows(real)
             w, scale = dual(jnp.asarray(x), np.float32(lam))
             np.testing.assert_array_equal(np.asarray(model.dual_w_), np.asarray(w))
             np.testing.assert_array_equal(np.asarray(model.dual_scale_), np.asarray(scale))
+
+
+@pytest.mark.parametrize("real", [False, True])
+def test_infinite_ae_score_many_equals_score_bit_for_bit(real):
+    # score_many computes each kernel block once for the models of one fit_path; every model's scores must
+    # still be exactly its own score's (the shipped λ searches were computed one λ at a time).
+    xs, xq = _data(60, 45, seed=8, real=real).astype(np.float32), _data(256, 45, seed=9)
+    path = [fitted for _, fitted in InfiniteAE().fit_path(sp.csr_matrix(xs), (1.0, 5.0, 20.0, 100.0))]
+    other = InfiniteAE(lam=5.0, depth=2).fit(xs)  # same support values, other architecture: not shared
+    alone = InfiniteAE(lam=5.0).fit(xs[:30])  # another support: not shared
+    models = [path[0], other, *path[1:], alone]
+    many = InfiniteAE.score_many(sp.csr_matrix(xq), models)
+    assert len(many) == len(models)
+    for model, got in zip(models, many, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(model.score(sp.csr_matrix(xq))))
+    assert InfiniteAE.score_many(xq, []) == []
+
+
+def test_default_score_many_is_each_models_score():
+    x, xq = _data(40, 30, seed=10), _data(8, 30, seed=11)
+    models = [fitted for _, fitted in EASE().fit_path(x, (1.0, 50.0))]
+    for model, got in zip(models, EASE.score_many(xq, models), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(model.score(xq)))

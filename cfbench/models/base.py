@@ -7,7 +7,8 @@ query users from their interaction rows and returns a dense (queries × items) s
 
 Every model has exactly one tuned hyper-parameter, ``lam`` (a ridge strength), chosen on
 validation from ``lambda_grid``. ``fit_path`` fits the whole grid and may share work
-between grid points (∞-AE reuses its kernel matrix).
+between grid points (∞-AE reuses its kernel matrix); ``score_many`` scores the same queries with
+several fitted models and may share work between them too (∞-AE reuses each kernel block).
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ class Recommender(abc.ABC):
     @abc.abstractmethod
     def score(self, queries: Support) -> jax.Array:
         """Scores (queries × items) for users whose interactions are the rows of ``queries``."""
+
+    @classmethod
+    def score_many(cls, queries: Support, models: Sequence[Recommender]) -> list[jax.Array]:
+        """``[m.score(queries) for m in models]``: the scores of several fitted models for the same queries.
+
+        Subclasses may override it to share work that does not depend on the fitted state (e.g. between
+        the models of one ``fit_path``); an override must return exactly, bit for bit, what each
+        ``m.score(queries)`` returns, and fall back to it for models it cannot share work between.
+        """
+        return [m.score(queries) for m in models]
 
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}

@@ -7,6 +7,9 @@ diagonal, the fitted model is
 
 Cost: O(n²d) for K, O(n³ + n²d) for the solve, O(m n d) to score m users; memory
 O(n² + n d) plus one (block × n) kernel block at a time.
+
+The kernel block Θ(X_q, X_s) does not depend on λ: ``fit_path`` shares K across the grid, and
+``score_many`` computes each query block's Θ(X_q, X_s) once for all the models of one path.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import functools
 import math
 import numbers
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +53,14 @@ def _kernel_block(rows: jax.Array, support: jax.Array, support_sq: jax.Array, co
 def _score_block(rows: jax.Array, support: jax.Array, support_sq: jax.Array, alpha: jax.Array,
                  config: NTKConfig) -> jax.Array:
     return _kernel_block(rows, support, support_sq, config) @ alpha
+
+
+@jax.jit
+def _apply_alpha(kernel_block: jax.Array, alpha: jax.Array) -> jax.Array:
+    # _score_block is this product of _kernel_block's output: XLA compiles the kernel block (a GEMM and
+    # an elementwise fusion) and the product (a GEMM) as separate kernels either way, so computing them
+    # in two jitted calls gives the same bits (tested, and checked on ML-1M).
+    return kernel_block @ alpha
 
 
 @jax.jit
@@ -144,3 +155,33 @@ class InfiniteAE(Recommender):
     def score(self, queries: Support) -> jax.Array:
         q = as_dense(queries, self.alpha_.dtype)
         return _score_block(q, self.support_, self.support_sq_, self.alpha_, self.config)
+
+    def _kernel_key(self) -> tuple[Any, ...] | None:
+        """What Θ(X_q, X_s) depends on, or None where ``score`` is overridden (no sharing then)."""
+        if type(self).score is not InfiniteAE.score:
+            return None
+        return id(self.support_), id(self.support_sq_), self.config, self.alpha_.dtype
+
+    @classmethod
+    def score_many(cls, queries: Support, models: Sequence[Recommender]) -> list[jax.Array]:
+        """Each model's ``score(queries)``, bit for bit, computing Θ(X_q, X_s) once per group of models that
+        share the support arrays and the architecture (the models of one ``fit_path``)."""
+        groups: dict[tuple[Any, ...], list[tuple[int, InfiniteAE]]] = {}
+        out: list[jax.Array | None] = [None] * len(models)
+        for i, model in enumerate(models):
+            key = model._kernel_key() if isinstance(model, InfiniteAE) else None
+            if key is None:
+                out[i] = model.score(queries)
+            else:
+                groups.setdefault(key, []).append((i, model))
+        for members in groups.values():
+            if len(members) == 1:
+                i, model = members[0]
+                out[i] = model.score(queries)
+                continue
+            first = members[0][1]
+            q = as_dense(queries, first.alpha_.dtype)
+            block = _kernel_block(q, first.support_, first.support_sq_, first.config)
+            for i, model in members:
+                out[i] = _apply_alpha(block, model.alpha_)
+        return cast(list[jax.Array], out)
