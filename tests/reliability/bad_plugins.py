@@ -312,3 +312,14 @@ class StuckInNativeCode(_Base):
 
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(3600)
+
+
+class HugeDeviceAllocation(_Base):
+    """Asks XLA for a 4 PiB array: RESOURCE_EXHAUSTED, reported as out of memory."""
+
+    name = "bad-device-memory"
+
+    def misbehave(self, data, budget, rng):
+        import jax.numpy as jnp
+
+        return jnp.ones((1 << 24, 1 << 24)).block_until_ready()

@@ -52,6 +52,7 @@ SAMPLER_CASES = [
     ("WritesVal", "mutation", "read-only"),
     ("WritesTrainSneakily", "mutation", "modified the shared"),
     ("HugeAllocation", "memory", "out of memory"),
+    ("HugeDeviceAllocation", "memory", "out of memory"),
     ("BadDiagnostics", "exception", "JSON"),
     ("RaisingDiagnostics", "exception", "no such statistic"),
 ]
