@@ -58,7 +58,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import numpy as np
 import optax
 import scipy.sparse as sp
@@ -68,6 +67,7 @@ from cfbench.evaluation import select_lambda
 from cfbench.models.base import NumericalError
 from cfbench.models.infinite_ae import InfiniteAE
 from cfbench.ntk import NTKConfig, ntk_diagonal, ntk_from_gram
+from cfbench.numerics import fmix32, ridge_solve
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.splits import Split
 from cfbench.subsets import SyntheticUsers
@@ -188,15 +188,6 @@ class DistillCFConfig:
 # --- multi-Gumbel sampling ------------------------------------------------------------------------------
 
 
-def _fmix32(h: jax.Array) -> jax.Array:
-    """murmur3's 32-bit finaliser: a bijection of uint32 with full avalanche."""
-    h = h ^ (h >> 16)
-    h = h * jnp.uint32(0x85EBCA6B)
-    h = h ^ (h >> 13)
-    h = h * jnp.uint32(0xC2B2AE35)
-    return h ^ (h >> 16)
-
-
 def gumbel_noise(seeds: jax.Array, shape: tuple[int, int], dtype: jnp.dtype) -> jax.Array:
     """Gumbel(0, 1) noise g = −log(−log u), u from a hash of (entry index, two uint32 seeds).
 
@@ -205,7 +196,7 @@ def gumbel_noise(seeds: jax.Array, shape: tuple[int, int], dtype: jnp.dtype) -> 
     """
     rows = jax.lax.broadcasted_iota(jnp.uint32, shape, 0)
     cols = jax.lax.broadcasted_iota(jnp.uint32, shape, 1)
-    h = _fmix32(_fmix32((rows * jnp.uint32(shape[1]) + cols) ^ seeds[0]) ^ seeds[1])
+    h = fmix32(fmix32((rows * jnp.uint32(shape[1]) + cols) ^ seeds[0]) ^ seeds[1])
     u = ((h >> 9).astype(dtype) + 0.5) * (1.0 / (1 << 23))  # 23 random bits: exact in float32, never 0 or 1
     return -jnp.log(-jnp.log(u))
 
@@ -265,9 +256,7 @@ def support_kernel(xs: jax.Array, config: NTKConfig) -> jax.Array:
 def krr_weights(xs: jax.Array, lam: jax.Array, config: NTKConfig) -> jax.Array:
     """α = (K + λ · tr(K)/b · I)⁻¹ X̃, as ``InfiniteAE`` fits it."""
     kernel = support_kernel(xs, config)
-    ridge = lam * jnp.trace(kernel) / kernel.shape[0]
-    chol = jnp.linalg.cholesky(kernel + ridge * jnp.eye(kernel.shape[0], dtype=kernel.dtype))
-    return jsl.cho_solve((chol, True), xs)
+    return ridge_solve(kernel, xs, lam * jnp.trace(kernel) / kernel.shape[0])
 
 
 def krr_predict(queries: jax.Array, xs: jax.Array, alpha: jax.Array, config: NTKConfig) -> jax.Array:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cfbench.numerics import top_k_random_ties
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import UserSubset
 
@@ -14,5 +15,5 @@ class HeadUsers(Sampler):
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> UserSubset:
         counts = data.user_counts
-        order = np.lexsort((rng.random(data.n_users), -counts))  # most active first, random among ties
-        return UserSubset(np.sort(order[: min(budget, data.n_users)]))
+        top = top_k_random_ties(counts, min(budget, data.n_users), rng.random(data.n_users))  # random among ties
+        return UserSubset(np.sort(top))

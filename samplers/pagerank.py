@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cfbench.models.base import NumericalError
+from cfbench.numerics import top_k_random_ties
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import UserSubset
 
@@ -102,8 +103,7 @@ class PageRank(Sampler):
             self.convergence_ = {"iterations": err.iterations, "l1_change": err.change, "converged": False}
             raise
         self.convergence_ = {"iterations": iterations, "l1_change": change, "converged": True}
-        order = np.lexsort((rng.random(data.n_users), -scores))
-        return UserSubset(np.sort(order[: min(budget, data.n_users)]))
+        return UserSubset(np.sort(top_k_random_ties(scores, min(budget, data.n_users), rng.random(data.n_users))))
 
     def diagnostics(self) -> dict:
         """Power-iteration steps taken and the final L1 change (``converged`` is False after a failure)."""

@@ -46,6 +46,7 @@ import optax
 import scipy.sparse as sp
 
 from cfbench.metrics import inverse_propensity
+from cfbench.numerics import hash_uniform_bits, top_k_random_ties
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import InteractionSubset, UserSubset
 
@@ -124,23 +125,13 @@ def _optimizer(static: _Static) -> optax.GradientTransformation:
                        optax.scale_by_adam(b1=0.9, b2=0.98), optax.scale(-static.lr))
 
 
-def _hash_uniform_bits(seed: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """Cheap counter-based random uint32s: MurmurHash3's finaliser of (position · φ + seed).
+def _dropout(x: jax.Array, seed: jax.Array, rate: float) -> jax.Array:
+    """Inverted dropout: x · [bits ≥ rate · 2³²] / (1 − rate), bits from the counter hash.
 
     Dropout needs ~10⁹ random numbers per proxy run on ML-1M; on CPU threefry made dropout cost more
-    than the rest of training, this hash costs ~15 % of it.
+    than the rest of training, the hash costs ~15 % of it.
     """
-    x = jnp.arange(int(np.prod(shape)), dtype=jnp.uint32).reshape(shape) * jnp.uint32(0x9E3779B1) + seed
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x85EBCA6B)
-    x = x ^ (x >> 13)
-    x = x * jnp.uint32(0xC2B2AE35)
-    return x ^ (x >> 16)
-
-
-def _dropout(x: jax.Array, seed: jax.Array, rate: float) -> jax.Array:
-    """Inverted dropout: x · [bits ≥ rate · 2³²] / (1 − rate)."""
-    keep = _hash_uniform_bits(seed, x.shape) >= jnp.uint32(min(int(rate * 2.0**32), 2**32 - 1))
+    keep = hash_uniform_bits(seed, x.shape) >= jnp.uint32(min(int(rate * 2.0**32), 2**32 - 1))
     return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
@@ -279,11 +270,6 @@ def forgetting_scores(forget: np.ndarray, train: sp.csr_matrix, level: str, prop
     return mean * inverse_propensity(user_counts, n) if propensity else mean
 
 
-def _top(scores: np.ndarray, k: int, ties: np.ndarray) -> np.ndarray:
-    """Indices of the ``k`` highest scores, ties broken by ``ties`` (random numbers, one per score)."""
-    return np.lexsort((ties, -scores))[:k]
-
-
 PROXY_CACHE_SIZE = 4  # proxies kept in memory (one forgetting score per train interaction each)
 _proxy_cache: collections.OrderedDict[tuple, tuple[ProxyResult, float]] = collections.OrderedDict()
 
@@ -333,12 +319,12 @@ class SVPCF(Sampler):
         self._last = {"proxy_seconds": seconds, "proxy_cached": cached, "proxy_final_loss": float(proxy.epoch_loss[-1]),
                       "reused_seconds": seconds if cached else 0.0}
         if cfg.level == "user":
-            return UserSubset(np.sort(_top(scores, min(budget, data.n_users), ties)))
+            return UserSubset(np.sort(top_k_random_ties(scores, min(budget, data.n_users), ties)))
         keep = data.interaction_budget(budget)
         if keep < 1:
             raise ValueError(f"sampler {self.name!r}: a budget of {budget} users allows no train interaction")
         mask = np.zeros(data.train.nnz, dtype=bool)
-        mask[_top(scores, keep, ties)] = True
+        mask[top_k_random_ties(scores, keep, ties)] = True
         return InteractionSubset(mask)
 
     def diagnostics(self) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from typing import Any, ClassVar, Self, cast
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 
 from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
 from cfbench.ntk import NTKConfig, ntk_from_gram
+from cfbench.numerics import ridge_solve
 
 __all__ = ["InfiniteAE", "kernel_matrix"]
 
@@ -63,11 +63,7 @@ def _apply_alpha(kernel_block: jax.Array, alpha: jax.Array) -> jax.Array:
     return kernel_block @ alpha
 
 
-@jax.jit
-def _ridge_solve(kernel: jax.Array, targets: jax.Array, ridge: jax.Array) -> jax.Array:
-    n = kernel.shape[0]
-    chol = jnp.linalg.cholesky(kernel + ridge * jnp.eye(n, dtype=kernel.dtype))
-    return jsl.cho_solve((chol, True), targets)
+_ridge_solve = jax.jit(ridge_solve)  # α = (K + ρI)⁻¹ X, jitted on its own (the kernel is built blockwise)
 
 
 def kernel_matrix(rows: jax.Array, support: jax.Array, config: NTKConfig = NTKConfig(),
