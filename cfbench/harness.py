@@ -431,8 +431,9 @@ def _open_log(results_dir: Path) -> logging.Handler:
 def _check_writable(results_dir: Path) -> None:
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(results_dir / ".write-probe", b"")
-        (results_dir / ".write-probe").unlink()
+        probe = results_dir / f".write-probe.{socket.gethostname()}.{os.getpid()}"  # one per process: runs share dirs
+        atomic_write_bytes(probe, b"")
+        probe.unlink(missing_ok=True)
     except OSError as err:
         raise ResultsError(describe_os_error(err, f"to the results directory {results_dir}")) from err
     if not results_dir.is_dir():
