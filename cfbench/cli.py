@@ -96,11 +96,34 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--unit-timeout", type=_positive(float), default=None, metavar="SECONDS",
                      help="wall-clock limit of one unit (a sampler's selection and its models); a unit over it is "
                           "recorded as a failed row and the suite goes on (default: no limit)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="where units run: this process one after another, or one Ray task each (needs the "
+                          "[ray] extra; default: %(default)s)")
+    run.add_argument("--address", default=None,
+                     help="Ray cluster to join (auto, HOST:PORT or ray://HOST:PORT; default: start Ray on this machine)")
+    run.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                     help="JAX device for models and samplers: a GPU when there is one, or insist (default: %(default)s)")
+    run.add_argument("--cpus-per-unit", type=_positive(float), default=1.0,
+                     help="CPUs each Ray task asks for (default: %(default)s)")
 
     rep = sub.add_parser("report", help="regenerate the leaderboards from result rows")
     rep.add_argument("--results-dir", type=Path, default=Path("results"))
     rep.add_argument("--out", "--leaderboards-dir", dest="out", type=Path, default=Path("leaderboards"))
     rep.add_argument("--no-plots", action="store_true", help="tables only")
+    rep.add_argument("--formats", type=_formats, default=None,
+                     help="comma-separated leaderboard formats among md,csv,tex,html (default: all; md always)")
+
+    cmp_ = sub.add_parser("compare", help="check that a run reproduces the published rows (within seed noise)")
+    cmp_.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="results folder of the run to check")
+    cmp_.add_argument("--against", type=Path, default=Path("results"),
+                      help="published results folder (default: %(default)s)")
+    cmp_.add_argument("--metric", default="ndcg@10", choices=("ndcg@10", "hr@10", "psp@10", "ndcg@100", "hr@100",
+                                                              "psp@100", "auc"), help="test metric (default: %(default)s)")
+    cmp_.add_argument("--threshold", type=_positive(float), default=2.0,
+                      help="largest |run − published| in published seed-to-seed std devs (default: %(default)s)")
+    cmp_.add_argument("--abs-tol", type=_finite, default=None,
+                      help="tolerance where a cell has one published seed or zero std (default: 0.5; AUC 0.005)")
+    cmp_.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     exp = sub.add_parser("export", help="write every result row as one CSV line")
     exp.add_argument("--results-dir", type=Path, default=Path("results"))
@@ -113,12 +136,20 @@ def _parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("datasets", help="list datasets, their sizes and where they were found")
     fe = sub.add_parser("fetch", help="download a dataset into the per-user cache, verifying its checksum")
     fe.add_argument("name")
+    sy = sub.add_parser("synth", help="generate seeded synthetic interactions (power-law degrees fitted to ML-1M) "
+                        "and write them as a user,item,rating CSV")
+    sy.add_argument("--preset", choices=("netflix", "netflix-small"), default=None,
+                    help="start from the sizes of synth-netflix or synth-netflix-small (flags given override them)")
+    for flag in ("users", "items", "interactions"):
+        sy.add_argument(f"--{flag}", type=int, default=None, help=f"number of {flag} (required without --preset)")
+    sy.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    sy.add_argument("--output", "-o", type=Path, required=True, help="FILE.csv or FILE.csv.gz, written atomically")
     sub.add_parser("samplers", help="list every sampler plugin with its description and parameters")
     sub.add_parser("models", help="list every model plugin")
     for sp in (run, ds, fe, up):
         sp.add_argument("--data-dir", type=Path, default=None,
                         help="data directory (then $CFBENCH_DATA_DIR, then the per-user cache)")
-    for sp in (run, rep, exp, ds, fe, up):
+    for sp in (run, rep, exp, ds, fe, up, sy):
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return p
 
@@ -132,7 +163,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          models=tuple(split_specs(args.models)), budgets=args.budgets, seeds=args.seeds,
                          results_dir=args.results_dir, data_dir=args.data_dir,
                          rating_threshold=args.rating_threshold, dtype=args.dtype, batch_size=args.batch_size,
-                         unit_timeout=args.unit_timeout)
+                         unit_timeout=args.unit_timeout, executor=args.executor, address=args.address,
+                         device=args.device, cpus_per_unit=args.cpus_per_unit)
     t0 = time.perf_counter()
     summary = run_suite(config, progress=not args.quiet, dry_run=args.dry_run)
     if args.dry_run:
@@ -150,10 +182,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from cfbench.reports import write_leaderboards
+def _formats(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+    bad = [n for n in names if n not in ("md", "csv", "tex", "html")]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected formats among md,csv,tex,html, got {text!r}")
+    return tuple(dict.fromkeys(("md", *names)))
 
-    written = write_leaderboards(args.results_dir, args.out, plots=not args.no_plots)
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cfbench.reports import FORMATS, write_leaderboards
+
+    written = write_leaderboards(args.results_dir, args.out, plots=not args.no_plots,
+                                 formats=args.formats or FORMATS)
     log.info("leaderboards: %d files in %s", len(written), args.out)
     return 0
 
@@ -186,16 +227,21 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from cfbench.datasets import DATASETS, load_dataset, locate
+    from cfbench.synthetic import LICENCE, PARAMETRIC_FORM, PRESETS
 
     rows = []
     for name, spec in DATASETS.items():
         path = locate(name, args.data_dir)
         if path is None:
-            rows.append([name, "", "", "", "not found" + (" (cfbench fetch " + name + ")" if spec.url else ""),
+            rows.append([name, "", "", "", "not found" + (" (cfbench fetch " + name + ")" if spec.fetch_plan else ""),
                          spec.licence])
             continue
         data = load_dataset(name, args.data_dir)
         rows.append([name, f"{data.n_users:,}", f"{data.n_items:,}", f"{len(data):,}", str(path), spec.licence])
+    for name, (synth, description) in PRESETS.items():  # sizes from the spec: generation hits them exactly
+        rows.append([name, f"{synth.users:,}", f"{synth.items:,}", f"{synth.interactions:,}",
+                     f"generated on load, seed {synth.seed} ({description})", LICENCE])
+    rows.append([PARAMETRIC_FORM, "N", "M", "K", "generated on load", LICENCE])
     print(tabulate(rows, headers=["name", "users", "items", "interactions", "found at", "licence"],
                    tablefmt="github", disable_numparse=True))
     return 0
@@ -205,6 +251,32 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     from cfbench.datasets import fetch
 
     print(fetch(args.name, progress=not args.quiet))
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from cfbench.synthetic import PRESETS, SynthSpec, generate, write_csv
+
+    if not args.output.name.lower().endswith((".csv", ".csv.gz")):
+        raise ValueError(f"--output {args.output}: name the file FILE.csv or FILE.csv.gz")
+    given = {k: getattr(args, k) for k in ("users", "items", "interactions", "seed") if getattr(args, k) is not None}
+    if args.preset is not None:
+        name = f"synth-{args.preset}"
+        spec = dataclasses.replace(PRESETS[name][0], **given)
+        name = name if spec == PRESETS[name][0] else spec.label
+    else:
+        missing = [f"--{k}" for k in ("users", "items", "interactions") if k not in given]
+        if missing:
+            raise ValueError(f"synth: give {', '.join(missing)} (or --preset netflix|netflix-small)")
+        spec = SynthSpec(**given)
+        name = spec.label
+    t0 = time.perf_counter()
+    data = generate(spec, name, progress=not args.quiet)
+    write_csv(data, args.output, progress=not args.quiet)
+    log.info("%s: %s users, %s items, %s interactions in %s (%.1f s)", name, f"{spec.users:,}", f"{spec.items:,}",
+             f"{spec.interactions:,}", args.output, time.perf_counter() - t0)
     return 0
 
 
@@ -227,9 +299,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from cfbench.compare import compare
+
+    result = compare(args.run_dir, args.against, metric=args.metric, threshold=args.threshold, abs_tol=args.abs_tol)
+    sys.stdout.write(result.to_json() if args.json else result.render())
+    return result.exit_code
+
+
 COMMANDS = {"run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "upgrade-rows": _cmd_upgrade_rows,
+            "compare": _cmd_compare,
             "datasets": _cmd_datasets,
-            "fetch": _cmd_fetch, "samplers": _cmd_samplers, "models": _cmd_models}
+            "fetch": _cmd_fetch, "synth": _cmd_synth, "samplers": _cmd_samplers, "models": _cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -254,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         jax.config.update("jax_enable_x64", True)
 
     from cfbench.datasets import DatasetError
+    from cfbench.devices import DeviceError
+    from cfbench.executors import ExecutorError
     from cfbench.models.base import NumericalError
     from cfbench.plugins import PluginError
     from cfbench.results import ResultsError
@@ -269,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else None
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, PluginError, SubsetError, ResultsError, NumericalError, ValueError) as err:
+    except (DatasetError, PluginError, SubsetError, ResultsError, NumericalError, DeviceError, ExecutorError,
+            ValueError) as err:
         return _fail(f"cfbench: error: {_one_line(err)}")
     except OSError as err:
         return _fail(f"cfbench: error: {describe_os_error(err, 'a file')}")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import logging
 import math
 import os
@@ -40,19 +39,19 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from cfbench.claims import abandoned_attempt, claim, remove_finished_claims
+from cfbench.claims import Claim, abandoned_attempt, claim, remove_finished_claims
+from cfbench.devices import resolve_device
 from cfbench.datasets import Interactions, load_dataset
-from cfbench.evaluation import evaluate, evaluation_task, select_lambda
 from cfbench.files import atomic_write_bytes, describe_os_error, remove_orphans
-from cfbench.guard import Deadline, UnitFailure, guarded
+from cfbench.guard import UnitFailure
 from cfbench.identity import dataset_label, describe_difference, identity_key, row_identity
 from cfbench.models.base import Recommender
 from cfbench.plugins import PluginError, load_model, load_sampler
-from cfbench.results import SCHEMA_VERSION, ResultsError, archive_row, environment, read_row, row_path, write_row
-from cfbench.sampling import Sampler, SelectionData
+from cfbench.results import SCHEMA_VERSION, ResultsError, archive_row, read_row, row_path, write_row
+from cfbench.sampling import Sampler
 from cfbench.splits import Split, freeze, reference_split
-from cfbench.subsets import subset_size, support_matrix, validate_subset
-from cfbench.timing import Stopwatch
+from cfbench.unit import UnitTask, compute_unit, device_description, jsonable
+from cfbench.unit import process_environment
 
 __all__ = ["RunSummary", "SuiteConfig", "default_budgets", "model_spec", "run_suite"]
 
@@ -61,10 +60,8 @@ log = logging.getLogger("cfbench")
 DEFAULT_SAMPLERS = ("full", "random-users", "head-users")
 DEFAULT_MODELS = ("infinite-ae", "ease")
 LOGS_DIR = ".logs"
-#: The timed refit is repeated up to FIT_REPEATS times while the runs so far took under
-#: FIT_REPEAT_BUDGET_S seconds; the row's ``fit_s`` is their median (each run in ``fit_runs_s``).
-FIT_REPEATS = 3
-FIT_REPEAT_BUDGET_S = 2.0
+EXECUTORS = ("local", "ray")
+DEVICES = ("auto", "cpu", "gpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +80,14 @@ class SuiteConfig:
     batch_size: int = 1024
     #: Wall-clock limit of one unit (one sampler selection and its models), in seconds; None: no limit.
     unit_timeout: float | None = None
+    #: Where units run: ``local`` (this process, one after another) or ``ray`` (a Ray task each).
+    executor: str = "local"
+    #: Ray cluster to join (``auto``, ``ray://host:port`` or ``host:port``); None: start one on this machine.
+    address: str | None = None
+    #: JAX device: ``auto`` (a GPU when there is one), ``cpu`` or ``gpu``.
+    device: str = "auto"
+    #: CPUs each Ray task asks for (the Ray executor only).
+    cpus_per_unit: float = 1.0
 
     def __post_init__(self) -> None:
         if self.budgets is not None and any(isinstance(b, bool) or not isinstance(b, int | np.integer) or b < 1
@@ -98,6 +103,14 @@ class SuiteConfig:
             raise ValueError(f"the batch size must be ≥ 1 user, got {self.batch_size}")
         if self.unit_timeout is not None and not (self.unit_timeout > 0 and math.isfinite(self.unit_timeout)):
             raise ValueError(f"the unit time limit must be a positive number of seconds, got {self.unit_timeout}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.address is not None and self.executor != "ray":
+            raise ValueError("a cluster address needs the Ray executor (--executor ray)")
+        if not (self.cpus_per_unit > 0 and math.isfinite(self.cpus_per_unit)):
+            raise ValueError(f"CPUs per unit must be a positive number, got {self.cpus_per_unit}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
@@ -177,12 +190,7 @@ class RunSummary:
         return text
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` as it reads back from a row (tuples become lists, and so on); a clear error otherwise."""
-    try:
-        return json.loads(json.dumps(value, allow_nan=True))
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"not JSON-serialisable: {err}") from None
+_jsonable = jsonable
 
 
 def _slot_state(slot: _Slot) -> tuple[str, dict[str, Any] | None]:
@@ -203,8 +211,8 @@ class _Run:
                  on_row: Callable[[Path, dict[str, Any]], None] | None) -> None:
         self.config, self.data, self.on_row = config, data, on_row
         self.label = dataset_label(data, config.rating_threshold)
-        self.env = environment()
-        self.env["host"] = socket.gethostname()
+        self.env = process_environment()
+        self.where = device_description()
         self.splits: dict[int, Split] = {}
         self.fingerprints: dict[int, str] = {}
         self.summary = RunSummary([])
@@ -251,7 +259,7 @@ class _Run:
             "identity": slot.identity,
             "identity_key": slot.key,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "computed_by": {"host": self.env["host"], "pid": os.getpid()},
+            "computed_by": self.where,
             "dataset": self.label,
             "dataset_source": self.data.source,
             "split": {"protocol": "reference", "seed": unit.seed, "rating_threshold": self.config.rating_threshold,
@@ -289,99 +297,60 @@ class _Run:
         if self.bar is not None:
             self.bar.update()
 
-    def write_failed(self, unit: _Unit, slots: Sequence[_Slot], failure: UnitFailure) -> None:
-        for slot in slots:
-            log.info("FAILED %s %s (%s, %s): %s", unit.label, slot.spec, failure.phase, failure.kind,
-                      failure.message)
-            log.debug("traceback of %s %s:\n%s", unit.label, slot.spec, failure.traceback)
-            self.write(slot, {**self.header(unit, slot), "status": "failed", "error": failure.record()})
-
     # ------------------------------------------------------------------ computing
 
-    def check_split(self, seed: int, phase: str) -> None:
-        """Raise a ``mutation`` failure (and rebuild the split) if a plugin changed the shared split."""
-        if self.splits[seed].fingerprint() != self.fingerprints[seed]:
-            self.split(seed, rebuild=True)
-            raise UnitFailure("mutation", "the plugin modified the shared train/validation/test data (the split was "
-                              "rebuilt for the units after it); copy the data before changing it", phase)
+    def task(self, unit: _Unit, pending: Sequence[_Slot]) -> UnitTask:
+        return UnitTask(unit.seed, unit.sampler, unit.budget, [s.model for s in pending],
+                        [self.config.batch_size] * len(pending), self.config.unit_timeout, self.config.device)
+
+    def predicted_cost(self, unit: _Unit) -> float:
+        """Relative cost of ``unit``, to submit the long ones first (∞-AE is O(U²·I + U³) in the support's users)."""
+        n_items = self.split(unit.seed).n_items
+        return float(unit.budget) ** 2 * (n_items + unit.budget) * len(unit.slots)
+
+    def gpu_share(self, unit: _Unit, pending: Sequence[_Slot]) -> float:
+        """The fraction of one GPU a Ray task asks for: 1 unless the memory planner says it needs less."""
+        return 1.0
+
+    def record(self, unit: _Unit, slot: _Slot, value: dict[str, Any] | UnitFailure,
+               computed_by: dict[str, Any], env: dict[str, Any] | None = None) -> None:
+        """Write ``slot``'s row from a computed body or the failure that ended it."""
+        header = self.header(unit, slot)
+        header["computed_by"] = computed_by
+        if env is not None:
+            header["environment"] = env
+        if isinstance(value, UnitFailure):
+            log.info("FAILED %s %s (%s, %s): %s", unit.label, slot.spec, value.phase, value.kind, value.message)
+            log.debug("traceback of %s %s:\n%s", unit.label, slot.spec, value.traceback)
+            self.write(slot, {**header, "status": "failed", "error": value.record()})
+        else:
+            self.write(slot, {**header, **value})
 
     def compute(self, unit: _Unit, pending: list[_Slot]) -> None:
-        deadline = Deadline(self.config.unit_timeout)
-        written: set[str] = set()
+        """Compute ``unit`` in this process, writing each row as soon as its model is done."""
+        where = {**device_description(resolve_device(self.config.device)), "executor": "local"}
 
-        def on_stuck(failure: UnitFailure) -> None:
-            self.write_failed(unit, [s for s in pending if s.key not in written], failure)
+        def on_stuck(indices: Sequence[int], failure: UnitFailure) -> None:
+            for i in indices:
+                self.record(unit, pending[i], failure, where)
 
-        split = self.split(unit.seed)
-        try:
-            rng = np.random.default_rng([unit.seed, unit.budget])
-            with Stopwatch() as select_sw:
-                subset = guarded("select", lambda: unit.sampler.select(SelectionData(split), unit.budget, rng),
-                                 deadline, on_stuck)
-            self.check_split(unit.seed, "select")
-            subset = guarded("select", lambda: validate_subset(subset, split.train, unit.budget,
-                                                               unit.sampler.spec()))
-            diagnostics = guarded("diagnostics", lambda: _jsonable(unit.sampler.diagnostics()))
-            support = support_matrix(subset, split.train)
-            size = subset_size(subset, split.train)
-        except UnitFailure as failure:
-            self.write_failed(unit, pending, failure)
-            return
-        for slot in pending:
-            try:
-                row = self.run_model(slot, support, split, deadline, on_stuck)
-                self.check_split(unit.seed, "model")
-            except UnitFailure as failure:
-                self.write_failed(unit, [slot], failure)
-                split = self.split(unit.seed)
-                written.add(slot.key)
-                continue
-            row = {**self.header(unit, slot), **row, "status": "ok", "subset_kind": subset.kind, "subset": size,
-                   "selection": diagnostics}
-            reused = diagnostics.get("reused_seconds", 0.0) if isinstance(diagnostics, dict) else 0.0
-            row["timings"] = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
-                              "select_cost_s": select_sw.seconds + (reused if isinstance(reused, float | int) else 0.0),
-                              **row["timings"]}
-            self.write(slot, row)
-            written.add(slot.key)
-
-    def run_model(self, slot: _Slot, support: Any, split: Split, deadline: Deadline,
-                  on_stuck: Callable[[UnitFailure], None]) -> dict[str, Any]:
-        model, batch = slot.model, self.config.batch_size
-        with Stopwatch() as tune_sw:
-            selection = guarded("tune", lambda: select_lambda(model, support, split, batch_size=batch),
-                                deadline, on_stuck)
-        with Stopwatch() as fit_sw:
-            fitted = guarded("fit", lambda: model.clone(lam=selection.lam).fit(support), deadline, on_stuck)
-        fit_runs = [fit_sw.seconds]
-        while len(fit_runs) < FIT_REPEATS and sum(fit_runs) < FIT_REPEAT_BUDGET_S:
-            with Stopwatch() as again:  # short fits are repeated: one measurement of 10 ms is noise
-                guarded("fit", lambda: model.clone(lam=selection.lam).fit(support), deadline, on_stuck)
-            fit_runs.append(again.seconds)
-        with Stopwatch() as eval_sw:
-            test = guarded("evaluate", lambda: evaluate(fitted, evaluation_task(split, "test"), batch),
-                           deadline, on_stuck)
-        return {
-            "model_params": _jsonable(fitted.get_params()),
-            "lambda": selection.lam,
-            "lambda_grid_val": {repr(k): v for k, v in selection.scores.items()},
-            "metrics": {"val": selection.validation.summary(), "test": test.summary()},
-            "n_eval_users": {"val": int(len(selection.validation.users)), "test": int(len(test.users))},
-            "timings": {
-                "tune_s": tune_sw.seconds, "tune_compile_s": tune_sw.compile_seconds,
-                "fit_s": float(np.median(fit_runs)), "fit_runs_s": fit_runs, "fit_compile_s": fit_sw.compile_seconds,
-                "eval_s": eval_sw.seconds, "eval_compile_s": eval_sw.compile_seconds,
-            },
-        }
+        result = compute_unit(self.task(unit, pending), self.split(unit.seed), self.fingerprints[unit.seed],
+                              lambda: self.split(unit.seed, rebuild=True),
+                              lambda i, value: self.record(unit, pending[i], value, where), on_stuck)
+        if result.split_modified:
+            self.split(unit.seed, rebuild=True)
 
     # ------------------------------------------------------------------ the run
 
-    def process(self, unit: _Unit, wait: bool) -> bool:
-        """Claim and compute ``unit``; ``False`` if another process holds it (and not ``wait``)."""
+    def begin(self, unit: _Unit, wait: bool) -> tuple[Claim, list[_Slot]] | bool:
+        """Claim ``unit`` and return ``(claim, rows still to compute)``.
+
+        ``True`` if nothing is left to compute (another process finished it while we waited);
+        ``False`` if another process holds it (and not ``wait``).
+        """
         c = claim(self.config.results_dir, unit.key, unit.label, wait=wait)
         if c is None:
             return False
-        finished = False
         try:
             states = [(slot, *_slot_state(slot)) for slot in unit.slots]
             pending = [slot for slot, state, _ in states if state != "done"]
@@ -389,7 +358,7 @@ class _Run:
                 self.summary.by_others += len(unit.slots)
                 if self.bar is not None:
                     self.bar.update(len(unit.slots))
-                finished = True
+                c.release(finished=True)
                 return True
             if c.previous:
                 log.warning("an earlier attempt at %s (pid %s on %s, started %s) did not finish; running it again",
@@ -404,6 +373,19 @@ class _Run:
                         self.bar.update()
             if self.bar is not None:
                 self.bar.set_postfix_str(unit.label)
+        except BaseException:
+            c.release(finished=False)
+            raise
+        return c, pending
+
+    def process(self, unit: _Unit, wait: bool) -> bool:
+        """Claim and compute ``unit`` here; ``False`` if another process holds it (and not ``wait``)."""
+        started = self.begin(unit, wait)
+        if isinstance(started, bool):
+            return started
+        c, pending = started
+        finished = False
+        try:
             self.compute(unit, pending)
             finished = True
             return True
@@ -455,6 +437,12 @@ def run_suite(config: SuiteConfig, progress: bool = True,
     if results_dir.exists() and not results_dir.is_dir():
         raise ResultsError(f"results directory {results_dir} exists and is not a folder (it is a file); pass a folder "
                            "to --results-dir")
+    if config.executor == "local":
+        resolve_device(config.device)  # --device gpu without a GPU: one line before anything runs
+    else:
+        from cfbench.executors import require_ray
+
+        require_ray()
     data = load_dataset(config.dataset, config.data_dir)
     samplers = [load_sampler(s) for s in config.samplers]
     models = [load_model(m, dtype=config.dtype) for m in config.models]
@@ -503,10 +491,15 @@ def _run(config: SuiteConfig, data: Interactions, samplers: list[Sampler], model
     run.bar = tqdm(total=sum(len(u.slots) for u in todo), disable=not progress, unit="row", desc=run.label,
                    dynamic_ncols=True, file=sys.stderr)
     try:
-        deferred = [u for u in todo if not run.process(u, wait=False)]
-        for unit in deferred:
-            log.info("waiting for another process that is computing %s", unit.label)
-            run.process(unit, wait=True)
+        if config.executor == "ray":
+            from cfbench.executors import run_on_ray
+
+            run_on_ray(run, todo, retried)
+        else:
+            deferred = [u for u in todo if not run.process(u, wait=False)]
+            for unit in deferred:
+                log.info("waiting for another process that is computing %s", unit.label)
+                run.process(unit, wait=True)
     finally:
         run.bar.close()
     done = {u.key for u in units if all(_slot_state(s)[0] in ("done", "failed") for s in u.slots)}

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cfbench.datasets import DATASETS, Interactions
+from cfbench.synthetic import is_synthetic
 
 __all__ = ["EVALUATION", "PROTOCOL", "content_hash", "dataset_label", "describe_difference", "identity_key",
            "row_identity"]
@@ -59,9 +60,10 @@ def content_hash(data: Interactions) -> str:
 
 
 def dataset_label(data: Interactions, rating_threshold: float | None = None) -> str:
-    """The name rows and leaderboards group by: a built-in name, or a file's stem plus a short content
+    """The name rows and leaderboards group by: a built-in name, a synthetic dataset's name (``synth-netflix``,
+    ``synth-u1000-i500-n20000-s0``: the spec it was generated from), or a file's stem plus a short content
     hash (two different files with one stem never share rows); ``>=T`` marks a rating threshold."""
-    label = data.name if data.name in DATASETS else f"{data.name}-{content_hash(data)[:8]}"
+    label = data.name if data.name in DATASETS or is_synthetic(data) else f"{data.name}-{content_hash(data)[:8]}"
     if rating_threshold is not None:
         label += f"_rating>={rating_threshold:g}"
     return label

@@ -1,4 +1,5 @@
-"""Leaderboards regenerated from result rows alone: Markdown tables and PNG plots.
+"""Leaderboards regenerated from result rows alone: Markdown, CSV and LaTeX tables, PNG plots and
+one self-contained HTML page per dataset (renderers in :mod:`cfbench.formats`).
 
 For every dataset × model:
 
@@ -7,8 +8,12 @@ For every dataset × model:
 * a summary table per (sampler, budget) with the subset's size, NDCG@10 and HR@10 as a
   % of full data, fit time and the training speed-up (full-data fit time ÷ subset fit
   time, and ÷ (subset fit + selection time));
+* every sampler's NDCG@10 against random users at the same budget and seeds: Δ, a paired test
+  (over users where rows store per-user values, over seeds otherwise), its 95 % interval and
+  Holm-adjusted p-values (:mod:`cfbench.significance`);
 * plots of NDCG@10 and HR@10 vs budget (log x) with the full-data level drawn, and of
-  quality vs speed-up.
+  quality vs speed-up;
+* the hardware, package versions and date range of its rows.
 
 The same rows always give byte-identical tables (fixed ordering and number formats).
 
@@ -26,6 +31,8 @@ import datetime as dt
 import io
 import math
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +41,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from tabulate import tabulate  # noqa: E402
 
 from cfbench import files  # noqa: E402
+from cfbench.formats import (Board, Cell, Table, csv_text, environment_summary, html_page, latex_text,  # noqa: E402
+                             markdown_table, relative_link)
+from cfbench.peruser import read_per_user_checked  # noqa: E402
+from cfbench.significance import BASELINE, baseline_table, describe_tests, mark  # noqa: E402
 from cfbench.results import (EXPORT_COLUMNS, RowScan, failure_summary, parse_created, rows_frame,  # noqa: E402
                              scan_rows)
 
-__all__ = ["export", "write_leaderboards"]
+__all__ = ["FORMATS", "export", "write_leaderboards"]
 
 TABLE_METRICS = ("ndcg@10", "hr@10", "psp@10", "ndcg@100", "hr@100", "psp@100", "auc")
 PLOT_METRICS = ("ndcg@10", "hr@10")
 FULL = "full"
+#: The metric compared with random users (paired tests; the rows' per-user values are of this metric).
+SIGNIFICANCE_METRIC = "ndcg@10"
+#: Leaderboard formats: Markdown and CSV and LaTeX per (dataset, model), one HTML page per dataset.
+FORMATS = ("md", "csv", "tex", "html")
 
 
 def _fmt(mean: float, std: float, digits: int = 2) -> str:
@@ -77,27 +91,51 @@ def _full_level(df: pd.DataFrame, column: str) -> float:
     return float(full.mean()) if len(full) else float("nan")
 
 
-def metric_table(df: pd.DataFrame, metric: str) -> str:
-    """Samplers × budgets, mean ± std over seeds (AUC with 4 digits)."""
+Links = Callable[[pd.DataFrame], tuple[tuple[str, str], ...]]
+
+
+def _no_links(part: pd.DataFrame) -> tuple[tuple[str, str], ...]:
+    return ()
+
+
+def _groups(df: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
+    return {(str(k[0]), int(k[1])): g for k, g in df.groupby(["sampler", "budget"], sort=False)}
+
+
+def metric_grid(df: pd.DataFrame, metric: str, links: Links = _no_links,
+                marks: dict[tuple[str, int], int] | None = None) -> Table:
+    """Samplers × budgets, mean ± std over seeds (AUC with 4 digits); ``marks`` (sampler, budget) → ±1."""
     digits = 4 if metric == "auc" else 2
     stats = _agg(df[df["sampler"] != FULL], metric)
+    cells_stats = dict(zip(stats.index, zip(stats["mean"], stats["std"])))
+    groups = _groups(df)
     budgets = sorted(set(df.loc[df["sampler"] != FULL, "budget"]))
     full = df[df["sampler"] == FULL]
     headers = ["sampler"] + [str(b) for b in budgets] + ["full data"]
     full_std = full[metric].std(ddof=0) if full[metric].count() > 1 else float("nan")  # no ± for a single seed
-    full_cell = _fmt(full[metric].mean(), full_std, digits) if len(full) else "–"
+    full_cell = Cell(_fmt(full[metric].mean(), full_std, digits), full[metric].mean(), links(full)) \
+        if len(full) else Cell("–")
     body = []
     for sampler in _sampler_order(df):
         if sampler == FULL:
             continue
         cells = []
         for b in budgets:
-            cells.append(_fmt(stats.loc[(sampler, b), "mean"], stats.loc[(sampler, b), "std"], digits)
-                         if (sampler, b) in stats.index else "")
-        body.append([sampler] + cells + [full_cell])
+            if (sampler, b) in cells_stats:
+                mean, std = cells_stats[(sampler, b)]
+                cells.append(Cell(_fmt(mean, std, digits), mean, links(groups[(sampler, b)]),
+                                  mark((marks or {}).get((sampler, b), 0))))
+            else:
+                cells.append(Cell(""))
+        body.append([Cell(sampler)] + cells + [full_cell])
     if not body and len(full):
-        body.append([FULL] + [""] * len(budgets) + [full_cell])
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+        body.append([Cell(FULL)] + [Cell("")] * len(budgets) + [full_cell])
+    return Table(_slug(metric), metric.upper(), headers, body)
+
+
+def metric_table(df: pd.DataFrame, metric: str) -> str:
+    """Samplers × budgets, mean ± std over seeds (AUC with 4 digits)."""
+    return markdown_table(metric_grid(df, metric))
 
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -120,19 +158,38 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def summary_table(df: pd.DataFrame) -> str:
+def _summary_sorted(df: pd.DataFrame) -> pd.DataFrame:
     s = summary_frame(df)
     order = {name: i for i, name in enumerate(_sampler_order(df))}
-    s = s.assign(_o=s["sampler"].map(order)).sort_values(["_o", "budget"])
+    return s.assign(_o=s["sampler"].map(order)).sort_values(["_o", "budget"]).drop(columns="_o")
+
+
+def summary_grid(df: pd.DataFrame, links: Links = _no_links) -> Table:
+    s = _summary_sorted(df)
+    groups = _groups(df)
     headers = ["sampler", "budget", "users", "interactions", "% train", "NDCG@10", "% of full", "HR@10",
                "% of full", "fit s", "select s", "speed-up", "speed-up incl. selection", "seeds"]
-    body = [[r["sampler"], r["budget"], f"{r['n_users']:.0f}", f"{r['n_interactions']:.0f}",
-             f"{100 * r['fraction_train_interactions']:.2f}", _fmt(r["ndcg@10"], r["ndcg@10_std"]),
-             _num(r["ndcg@10_pct_full"], ".1f"), _num(r["hr@10"], ".2f"), _num(r["hr@10_pct_full"], ".1f"),
-             f"{r['fit_s']:.3f}", f"{r['select_s']:.3f}", _num(r["speedup"], ".1f", "×"),
-             _num(r["speedup_with_selection"], ".1f", "×"), r["seeds"]]
-            for r in s.to_dict("records")]
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    body = []
+    for r in s.to_dict("records"):
+        ln = links(groups[(r["sampler"], r["budget"])])
+
+        def c(text: str, value: Any, ln: tuple[tuple[str, str], ...] = ln) -> Cell:
+            return Cell(text, value, ln)
+        body.append([Cell(r["sampler"]), Cell(str(r["budget"]), r["budget"]), c(f"{r['n_users']:.0f}", r["n_users"]),
+                     c(f"{r['n_interactions']:.0f}", r["n_interactions"]),
+                     c(f"{100 * r['fraction_train_interactions']:.2f}", 100 * r["fraction_train_interactions"]),
+                     c(_fmt(r["ndcg@10"], r["ndcg@10_std"]), r["ndcg@10"]),
+                     c(_num(r["ndcg@10_pct_full"], ".1f"), r["ndcg@10_pct_full"]),
+                     c(_num(r["hr@10"], ".2f"), r["hr@10"]), c(_num(r["hr@10_pct_full"], ".1f"), r["hr@10_pct_full"]),
+                     c(f"{r['fit_s']:.3f}", r["fit_s"]), c(f"{r['select_s']:.3f}", r["select_s"]),
+                     c(_num(r["speedup"], ".1f", "×"), r["speedup"]),
+                     c(_num(r["speedup_with_selection"], ".1f", "×"), r["speedup_with_selection"]),
+                     c(str(r["seeds"]), r["seeds"])])
+    return Table("summary", "Summary", headers, body)
+
+
+def summary_table(df: pd.DataFrame) -> str:
+    return markdown_table(summary_grid(df))
 
 
 def _cell(value: Any) -> str:
@@ -141,20 +198,36 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def selection_table(rows: list[dict[str, Any]]) -> str | None:
-    """What self-tuning samplers chose (their scalar ``diagnostics``), one line per (sampler, budget, seed)."""
-    picked = sorted((r for r in rows if isinstance(r.get("selection"), dict) and r["selection"]),
-                    key=lambda r: (r["sampler_spec"], r["budget"], r["seed"]))
+def selection_grid(rows: list[dict[str, Any]], row_links: list[tuple[tuple[str, str], ...]] | None = None
+                   ) -> Table | None:
+    """What self-tuning samplers chose (their scalar ``diagnostics``), one line per (sampler, budget, seed);
+    ``row_links`` (aligned with ``rows``) link each line's numbers to its row."""
+    ln = row_links if row_links is not None else [()] * len(rows)
+    picked = sorted(((r, lk) for r, lk in zip(rows, ln) if isinstance(r.get("selection"), dict) and r["selection"]),
+                    key=lambda rl: (rl[0]["sampler_spec"], rl[0]["budget"], rl[0]["seed"]))
     if not picked:
         return None
     keys: list[str] = []
-    for r in picked:
+    for r, _ in picked:
         keys += [k for k, v in r["selection"].items()
                  if k not in keys and (v is None or isinstance(v, (bool, int, float, str)))]
     headers = ["sampler", "budget", "seed", *keys, "select s"]
-    body = [[r["sampler_spec"], r["budget"], r["seed"], *(_cell(r["selection"].get(k, "")) for k in keys),
-             f"{r['timings']['select_s']:.1f}"] for r in picked]
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+    def c(value: Any, lk: tuple[tuple[str, str], ...]) -> Cell:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return Cell(_cell(value), value if number else None, lk if number else ())
+    body = [[Cell(r["sampler_spec"]), Cell(str(r["budget"]), r["budget"]), Cell(str(r["seed"]), r["seed"]),
+             *(c(r["selection"].get(k, ""), lk) for k in keys),
+             Cell(f"{r['timings']['select_s']:.1f}", r["timings"]["select_s"], lk)] for r, lk in picked]
+    return Table("selection", "What self-tuning samplers chose", headers, body,
+                 "From each row's selection (e.g. Distill-CF's τ, best step and validation HR@100, seconds per step "
+                 "and compile time).")
+
+
+def selection_table(rows: list[dict[str, Any]]) -> str | None:
+    """What self-tuning samplers chose (their scalar ``diagnostics``), one line per (sampler, budget, seed)."""
+    table = selection_grid(rows)
+    return None if table is None else markdown_table(table)
 
 
 def _styles(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -252,20 +325,27 @@ def _mixed_data_line(rows: list[dict[str, Any]], dataset: str) -> str | None:
             "them out of the results folder.")
 
 
-def failed_table(failed: list[tuple[Path, dict[str, Any]]], with_group: bool = False) -> str:
-    """Failed units, one line each: (dataset, model,) sampler, budget, seed, model, error kind, phase, message."""
-    ordered = sorted((r for _, r in failed), key=lambda r: (r["dataset"], r["model_spec"], r["sampler_spec"],
-                                                             r["budget"], r["seed"]))
+def failed_grid(failed: list[tuple[Path, dict[str, Any]]], with_group: bool = False,
+                link: Callable[[Path], str] | None = None) -> Table:
+    """Failed units, one line each: (dataset,) sampler, budget, seed, model, error kind, phase, message."""
+    ordered = sorted(failed, key=lambda pr: (pr[1]["dataset"], pr[1]["model_spec"], pr[1]["sampler_spec"],
+                                             pr[1]["budget"], pr[1]["seed"]))
     headers = (["dataset"] if with_group else []) + ["sampler", "budget", "seed", "model", "error", "phase",
                                                       "message"]
     body = []
-    for r in ordered:
+    for path, r in ordered:
         err = r["error"]
         message = failure_summary(r).split(": ", 1)[1] if ": " in failure_summary(r) else ""
-        body.append(([_md(r["dataset"])] if with_group else []) + [
-            _md(r["sampler_spec"]), str(r["budget"]), str(r["seed"]), _md(r["model_spec"]), _md(err["kind"]),
-            _md(err["phase"]), _md(message)])
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+        lk = (("row", link(path)),) if link is not None else ()
+        body.append([Cell(_md(r["dataset"]))] * with_group + [
+            Cell(_md(r["sampler_spec"])), Cell(str(r["budget"]), r["budget"]), Cell(str(r["seed"]), r["seed"], lk),
+            Cell(_md(r["model_spec"])), Cell(_md(err["kind"])), Cell(_md(err["phase"])), Cell(_md(message))])
+    return Table("failed", "Failed units", headers, body)
+
+
+def failed_table(failed: list[tuple[Path, dict[str, Any]]], with_group: bool = False) -> str:
+    """Failed units, one line each: (dataset, model,) sampler, budget, seed, model, error kind, phase, message."""
+    return markdown_table(failed_grid(failed, with_group))
 
 
 def _relative(scan: RowScan, path: Path) -> str:
@@ -302,14 +382,112 @@ def _not_counted_section(scan: RowScan, boards: set[tuple[str, str]], limit: int
     return lines
 
 
-def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool = True) -> list[Path]:
+def _p(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.1e}" if value < 1e-4 else f"{value:.4f}"
+
+
+def _signed(value: float) -> str:
+    return "–" if not math.isfinite(value) else f"{value:+.2f}"
+
+
+def baseline_grid(sig: pd.DataFrame, df: pd.DataFrame, metric: str = SIGNIFICANCE_METRIC,
+                  links: Links = _no_links) -> Table:
+    """The comparison with random users (:func:`cfbench.significance.baseline_table`) as a table."""
+    headers = ["sampler", "budget", metric.upper(), BASELINE, "Δ", "95 % CI", "test", "n", "paired seeds", "p",
+               "p (Holm)", "sig.", "note"]
+    order = {name: i for i, name in enumerate(_sampler_order(df))}
+    body = []
+    for r in sorted(sig.to_dict("records"), key=lambda r: (order.get(r["sampler"], len(order)), r["budget"])):
+        seeds = [int(x) for x in r["seeds"].split(",")] if r["seeds"] else []
+        own = df[(df["sampler"] == r["sampler"]) & (df["budget"] == r["budget"]) & df["seed"].isin(seeds)]
+        base = df[(df["sampler"] == BASELINE) & (df["budget"] == r["budget"]) & df["seed"].isin(seeds)]
+        ci = (f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" if math.isfinite(r["ci_low"]) else "–")
+        own_links = links(own)
+        base_links = tuple((f"r{label[1:]}", href) for label, href in links(base))  # r0: random-users, seed 0
+        both = own_links + base_links  # what Δ, its interval and test are computed from
+        body.append([Cell(r["sampler"]), Cell(str(r["budget"]), r["budget"]),
+                     Cell(_num(r["value"], ".2f"), r["value"], own_links),
+                     Cell(_num(r["baseline_value"], ".2f"), r["baseline_value"], base_links),
+                     Cell(_signed(r["delta"]), r["delta"], both, mark(r["direction"])), Cell(ci, r["ci_low"], both),
+                     Cell(r["test"] if r["test"] != "none" else "–"),
+                     Cell(str(r["n"]) if r["n"] else "–", r["n"] if r["n"] else None, both),
+                     Cell(r["seeds"] or "–"), Cell(_p(r["p"]), r["p"], both), Cell(_p(r["p_holm"]), r["p_holm"], both),
+                     Cell(mark(r["direction"])), Cell(r["note"])])
+    return Table("vs-random", _difference_title(metric), headers, body, describe_tests(metric))
+
+
+def _difference_title(metric: str) -> str:
+    return f"Difference to {BASELINE} ({metric.upper()})"
+
+
+def board_frame(df: pd.DataFrame, sig: pd.DataFrame | None, metric: str = SIGNIFICANCE_METRIC,
+                paths: Callable[[pd.DataFrame], str] | None = None) -> pd.DataFrame:
+    """The tidy table of one leaderboard: one line per (sampler, budget), every number at full precision."""
+    s = _summary_sorted(df)
+    out = pd.DataFrame({"dataset": df["dataset"].iloc[0] if len(df) else "",
+                        "model": df["model"].iloc[0] if len(df) else "",
+                        "sampler": s["sampler"], "budget": s["budget"], "seeds": s["seeds"]})
+    seeds = df.groupby(["sampler", "budget"])["seed"].agg(lambda x: ",".join(map(str, sorted(x))))
+    keys = list(zip(s["sampler"], s["budget"]))
+    out["seed_list"] = [seeds.loc[k] for k in keys]
+    for column in ("n_users", "n_interactions", "fraction_train_interactions"):
+        out[column] = s[column].to_numpy()
+    for m in TABLE_METRICS:
+        stats = _agg(df, m)
+        means, stds = dict(zip(stats.index, stats["mean"])), dict(zip(stats.index, stats["std"]))
+        out[f"{m}_mean"] = [means[k] for k in keys]
+        out[f"{m}_std"] = [stds[k] for k in keys]
+    for column in ("ndcg@10_pct_full", "hr@10_pct_full", "fit_s", "select_s", "speedup", "speedup_with_selection"):
+        out[column] = s[column].to_numpy()
+    if sig is not None:
+        by = {(r["sampler"], r["budget"]): r for r in sig.to_dict("records")}
+
+        def get(k: tuple[str, int], column: str, default: Any = math.nan) -> Any:
+            return by[k][column] if k in by else default
+        out[f"delta_{metric}_vs_{BASELINE}"] = [get(k, "delta") for k in keys]
+        for column in ("ci_low", "ci_high"):
+            out[column] = [get(k, column) for k in keys]
+        out["test"] = [get(k, "test", "") for k in keys]
+        out["test_n"] = [get(k, "n", 0) for k in keys]
+        out["paired_seeds"] = [get(k, "seeds", "") for k in keys]
+        out["p"] = [get(k, "p") for k in keys]
+        out["p_holm"] = [get(k, "p_holm") for k in keys]
+        out["significant"] = [bool(get(k, "significant", False)) for k in keys]
+        out["direction"] = [int(get(k, "direction", 0)) for k in keys]
+    if paths is not None:
+        groups = _groups(df)
+        out["rows"] = [paths(groups[k]) for k in keys]
+    return out.reset_index(drop=True)
+
+
+def _per_user(rows: list[dict[str, Any]], paths: list[Path], metric: str) -> list[Any]:
+    """Each row's per-user values of ``metric`` (or ``None``); a damaged block is reported and ignored."""
+    out = []
+    for row, path in zip(rows, paths):
+        got, reason = read_per_user_checked(row, metric)
+        if reason:
+            print(f"cfbench: {path}: per-user values ignored: {reason}", file=sys.stderr)
+        out.append(got)
+    return out
+
+
+def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool = True,
+                       formats: tuple[str, ...] = FORMATS) -> list[Path]:
     """Regenerate every table and plot under ``out_dir`` from the rows in ``results_dir``; return the files.
 
-    Files that are not valid rows, duplicates and failed units are reported on stderr and accounted
-    for in the leaderboards. Raises :class:`~cfbench.results.ResultsError` if there is no valid row,
-    and the ``OSError`` of a failed write (every file then is complete: old or new). Everything is
-    rendered before the first file is written; abandoned temporary files under ``out_dir`` are removed.
+    ``formats``: any of ``md`` (``<dataset>/<model>.md`` and the index ``README.md``, always written),
+    ``csv`` (``<dataset>/<model>.csv``), ``tex`` (``<dataset>/<model>.tex``), ``html``
+    (``<dataset>/index.html``, every model of the dataset). Files that are not valid rows, duplicates
+    and failed units are reported on stderr and accounted for in the leaderboards. Raises
+    :class:`~cfbench.results.ResultsError` if there is no valid row, and the ``OSError`` of a failed
+    write (every file then is complete: old or new). Everything is rendered before the first file is
+    written; abandoned temporary files under ``out_dir`` are removed.
     """
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown leaderboard format {', '.join(unknown)}: use {', '.join(FORMATS)}")
     out = Path(out_dir)
     files.remove_orphans(out)
     scan = scan_rows(results_dir)
@@ -317,53 +495,128 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
     scan.require_rows()
     rows = scan.rows
     df = rows_frame(rows)
+    df["_i"] = range(len(df))
+    df["_path"] = [str(p) for p in scan.paths]
+    per_user = _per_user(rows, scan.paths, SIGNIFICANCE_METRIC)
     outputs: list[tuple[Path, bytes]] = []
     boards: set[tuple[str, str]] = set()
+    pages: dict[str, list[Board]] = {}
     index = ["# cfbench leaderboards", "", "Generated by `cfbench report` from the result rows; do not edit.", ""]
     for (dataset, model), part in df.groupby(["dataset", "model"], sort=True):
         boards.add((dataset, model))
-        group_rows = [r for r in rows if r["dataset"] == dataset and r["model_spec"] == model]
+        group_rows = [rows[i] for i in part["_i"]]
         folder = out / _slug(dataset)
         stem = _slug(model)
+
+        def links(sub: pd.DataFrame, folder: Path = folder) -> tuple[tuple[str, str], ...]:
+            return tuple((f"s{seed}", relative_link(path, folder)) for seed, path in sorted(zip(sub["seed"],
+                                                                                               sub["_path"])))
+
+        def csv_paths(sub: pd.DataFrame, folder: Path = folder) -> str:
+            return ";".join(relative_link(path, folder, quote=False) for _, path in sorted(zip(sub["seed"],
+                                                                                              sub["_path"])))
+
         created = _created_range(group_rows)
-        lines = [f"# {dataset} — {model}", "",
-                 f"{len(part)} rows; seeds {', '.join(str(s) for s in sorted(set(part['seed'])))}; "
+        env = environment_summary(group_rows)
+        intro = (f"{len(part)} rows; seeds {', '.join(str(s) for s in sorted(set(part['seed'])))}; "
                  f"{_environment_line(part)}{'; ' + created if created else ''}. "
                  "Test metrics ×100 (AUC in [0, 1]), mean ± std over seeds (no ± where there is one seed; "
-                 "– where not available).", ""]
+                 "– where not available).")
+        lines = [f"# {dataset} — {model}", "", intro, "", env.line(created=False), ""]
+        siblings = [(label, f"{stem}.{ext}") for ext, label in (("md", "Markdown"), ("csv", "CSV"), ("tex", "LaTeX"))
+                    if ext in formats and ext != "md"]
+        if "html" in formats:
+            siblings.append(("HTML", "index.html"))
+        if siblings:
+            lines += ["Also as " + ", ".join(f"[{label}]({name})" for label, name in siblings) + ".", ""]
+        notes = []
         mixed = _mixed_data_line(group_rows, dataset)
         if mixed:
             lines += [mixed, ""]
+            notes.append(mixed.replace("**", "").replace("`", ""))
         lines += ["## Summary", ""]
         if not (part["sampler"] == FULL).any():
             lines += ["No full-data rows: add the `full` sampler to get % of full data and speed-ups.", ""]
-        lines += [summary_table(part), ""]
+            notes.append("No full-data rows: add the full sampler to get % of full data and speed-ups.")
+        summary = summary_grid(part, links)
+        lines += [markdown_table(summary), ""]
+        tables = [summary]
+        compared = part[part["sampler"] != FULL]
+        sig = baseline_table(compared, SIGNIFICANCE_METRIC, per_user=[per_user[i] for i in compared["_i"]])
+        lines += [f"## {_difference_title(SIGNIFICANCE_METRIC)}", ""]
+        if (part["sampler"] == BASELINE).any() and len(sig):
+            vs = baseline_grid(sig, part, SIGNIFICANCE_METRIC, links)
+            lines += [describe_tests(SIGNIFICANCE_METRIC), "", markdown_table(vs), ""]
+            tables.append(vs)
+        else:
+            lines += [f"No `{BASELINE}` rows in this leaderboard: nothing to compare with." if len(sig) else
+                      f"No sampler besides `{BASELINE}` and `{FULL}`: nothing to compare.", ""]
+            sig = None
+        marks = {} if sig is None else {(r["sampler"], r["budget"]): r["direction"] for r in sig.to_dict("records")}
         for metric in TABLE_METRICS:
-            lines += [f"## {metric.upper()}", "", metric_table(part, metric), ""]
-        chosen = selection_table(group_rows)
+            grid = metric_grid(part, metric, links, marks if metric == SIGNIFICANCE_METRIC else None)
+            if metric == SIGNIFICANCE_METRIC and sig is not None:
+                grid.note = (f"↑ / ↓: significantly above / below {BASELINE} (see "
+                             f"{_difference_title(SIGNIFICANCE_METRIC)}).")
+            lines += [f"## {metric.upper()}", "", markdown_table(grid), ""]
+            tables.append(grid)
+        chosen = selection_grid(group_rows, [((f"s{seed}", relative_link(path, folder)),)
+                                             for seed, path in zip(part["seed"], part["_path"])])
         if chosen is not None:
             lines += ["## What self-tuning samplers chose", "",
                       "From each row's `selection` (e.g. Distill-CF's τ, best step and validation HR@100, "
-                      "seconds per step and compile time).", "", chosen, ""]
+                      "seconds per step and compile time).", "", markdown_table(chosen), ""]
+            tables.append(chosen)
         failed = [(p, r) for p, r in scan.failed if r["dataset"] == dataset and r["model_spec"] == model]
         if failed:
             lines += ["## Failed units", "",
                       f"{len(failed)} unit{'s' * (len(failed) != 1)} failed and {'are' if len(failed) != 1 else 'is'} "
                       "not in the tables above (re-run `cfbench run` to retry).", "", failed_table(failed), ""]
+            grid = failed_grid(failed, link=lambda p, folder=folder: relative_link(p, folder))
+            grid.note = "Not in the tables above (re-run `cfbench run` to retry)."
+            tables.append(grid)
+        images: list[tuple[str, bytes]] = []
         if plots:
-            images = []
+            names = []
             for metric in PLOT_METRICS:
                 png = folder / f"{stem}_{_slug(metric)}.png"
-                outputs.append((png, _plot_metric(part, metric, f"{dataset} — {model}: {metric.upper()} vs budget")))
-                images.append(png)
+                data = _plot_metric(part, metric, f"{dataset} — {model}: {metric.upper()} vs budget")
+                outputs.append((png, data))
+                images.append((png.stem, data))
+                names.append(png)
             png = folder / f"{stem}_speedup.png"
             speedup = _plot_speedup(part, f"{dataset} — {model}: quality vs training speed-up")
             if speedup is not None:
                 outputs.append((png, speedup))
-                images.append(png)
-            lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in images] + [""]
+                images.append((png.stem, speedup))
+                names.append(png)
+            lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in names] + [""]
         outputs.append((folder / f"{stem}.md", "\n".join(lines).encode("utf-8")))
+        board = Board(dataset, model, stem, intro, env, tables,
+                      board_frame(part, sig, SIGNIFICANCE_METRIC, csv_paths), notes=notes, images=images,
+                      siblings=[("Markdown", f"{stem}.md")] + [x for x in siblings if x[0] != "HTML"])
+        board.csv_notes = [
+            "*_mean / *_std: mean and population std (ddof=0) over seeds (empty with one seed); n_users, "
+            "n_interactions, fit_s, select_s (incl. reused selection work): means over seeds; *_pct_full: % of the "
+            "full-data mean; speedup: full-data fit time / fit time (with_selection: / (fit + select)).",
+            describe_tests(SIGNIFICANCE_METRIC) if sig is not None else "",
+            "rows: the row files of each line, relative to this file, ';'-separated."]
+        if "csv" in formats:
+            outputs.append((folder / f"{stem}.csv", csv_text(board).encode("utf-8")))
+        if "tex" in formats:
+            outputs.append((folder / f"{stem}.tex", latex_text(board).encode("utf-8")))
+        pages.setdefault(dataset, []).append(board)
         index.append(f"- [{dataset} — {model}]({_slug(dataset)}/{stem}.md)")
+    if "html" in formats:
+        for dataset, page in sorted(pages.items()):
+            outputs.append((out / _slug(dataset) / "index.html", html_page(dataset, page).encode("utf-8")))
+    extra = [label for ext, label in (("csv", "CSV (`<model>.csv`)"), ("tex", "LaTeX (`<model>.tex`, booktabs)"))
+             if ext in formats]
+    if extra:
+        index += ["", "Each leaderboard is also written as " + " and ".join(extra) + ", next to its Markdown file."]
+    if "html" in formats:
+        index += ["", "One HTML page per dataset (every model; sortable tables, plots embedded, opens offline):", ""]
+        index += [f"- [{dataset}]({_slug(dataset)}/index.html)" for dataset in sorted(pages)]
     index += _not_counted_section(scan, boards)
     outputs.append((out / "README.md", ("\n".join(index) + "\n").encode("utf-8")))
     written: list[Path] = []

@@ -355,7 +355,7 @@ def test_leaderboards_from_imperfect_rows(tmp_path, capsys):
     orphan.write_text("half")
     written = write_leaderboards(results, out, plots=False)
     assert not orphan.exists()
-    assert {p.name for p in written} == {"ease.md", "README.md"}
+    assert {p.name for p in written} == {"ease.md", "ease.csv", "ease.tex", "index.html", "README.md"}
     text = (out / "toy" / "ease.md").read_text()
     lines = text.splitlines()
     assert lines[2].startswith("6 rows; seeds 0, 1; device(s): cpu:cpu; rows created 2026-11-20 – 2026-11-24.")

@@ -323,3 +323,16 @@ class HugeDeviceAllocation(_Base):
         import jax.numpy as jnp
 
         return jnp.ones((1 << 24, 1 << 24)).block_until_ready()
+
+
+class FailsOnce(_Base):
+    """Fails the first time in any process (a marker file in $CFBENCH_TEST_MARKER_DIR records it), then works."""
+
+    name = "fails-once"
+
+    def misbehave(self, data, budget, rng):
+        marker = os.path.join(os.environ["CFBENCH_TEST_MARKER_DIR"], f"failed-{budget}")
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            raise ConnectionError("a transient fault on this worker")
+        return UserSubset(np.sort(rng.choice(data.n_users, size=min(budget, data.n_users), replace=False)))

@@ -363,8 +363,9 @@ def test_failed_units_are_listed_with_their_error(results, tmp_path, capsys):
 # --------------------------------------------------------------------------------------------------------
 # Atomic leaderboards: a failure mid-report leaves every file complete (old or new), no temporary file.
 
-LEADERBOARD_FILES = ["README.md", f"{DATASET}/ease.md", f"{DATASET}/ease_hr-10.png", f"{DATASET}/ease_ndcg-10.png",
-                     f"{DATASET}/ease_speedup.png"]
+LEADERBOARD_FILES = ["README.md", f"{DATASET}/ease.csv", f"{DATASET}/ease.md", f"{DATASET}/ease.tex",
+                     f"{DATASET}/ease_hr-10.png", f"{DATASET}/ease_ndcg-10.png", f"{DATASET}/ease_speedup.png",
+                     f"{DATASET}/index.html"]
 
 
 @pytest.fixture(scope="module")

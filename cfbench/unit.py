@@ -1,0 +1,188 @@
+"""Computing one unit: a sampler's selection at one budget, then every model trained on it.
+
+This is the part of a suite that runs where the work is done — in the driver with the local
+executor, in a Ray worker with the Ray executor — so it reads nothing from disk and writes
+nothing: it gets the split and the plugins, and returns, per model, the row body (metrics,
+λ, timings) or the :class:`~cfbench.guard.UnitFailure` that ended it. The harness adds each
+row's identity and writes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from cfbench.devices import on_device
+from cfbench.evaluation import evaluate, evaluation_task, select_lambda
+from cfbench.guard import Deadline, UnitFailure, guarded
+from cfbench.models.base import Recommender
+from cfbench.peruser import encode_per_user
+from cfbench.results import environment
+from cfbench.sampling import Sampler, SelectionData
+from cfbench.splits import Split
+from cfbench.subsets import subset_size, support_matrix, validate_subset
+from cfbench.timing import Stopwatch
+
+__all__ = ["FIT_REPEATS", "FIT_REPEAT_BUDGET_S", "UnitTask", "UnitResult", "compute_unit", "device_description",
+           "jsonable", "process_environment"]
+
+#: The timed refit is repeated up to FIT_REPEATS times while the runs so far took under
+#: FIT_REPEAT_BUDGET_S seconds; the row's ``fit_s`` is their median (each run in ``fit_runs_s``).
+FIT_REPEATS = 3
+FIT_REPEAT_BUDGET_S = 2.0
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as it reads back from a row (tuples become lists, and so on); a clear error otherwise."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=True))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"not JSON-serialisable: {err}") from None
+
+
+def device_description(device: Any = None) -> dict[str, Any]:
+    """Where this process computes: host, process, the JAX ``device`` (default: the first) and visible GPUs."""
+    import jax
+
+    device = device if device is not None else jax.devices()[0]
+    where: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(),
+                             "device": f"{device.platform}:{device.id} ({getattr(device, 'device_kind', '')})"}
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        where["cuda_visible_devices"] = visible
+    return where
+
+
+@dataclasses.dataclass
+class UnitTask:
+    """What one unit needs: the selection to make and the models (one per row still to compute)."""
+
+    seed: int
+    sampler: Sampler
+    budget: int
+    models: list[Recommender]
+    batch_sizes: list[int]  # evaluation batch per model (the memory planner may lower the suite's)
+    timeout: float | None = None
+    device: str = "auto"  # see cfbench.devices
+
+
+@dataclasses.dataclass
+class UnitResult:
+    """Per model, the row body or the failure; plus where it ran and whether the split was modified."""
+
+    results: list[dict[str, Any] | UnitFailure]
+    computed_by: dict[str, Any]
+    environment: dict[str, Any]
+    split_modified: bool = False
+
+
+@functools.cache
+def process_environment() -> dict[str, Any]:
+    """This process's device, platform and package versions (what every row records), computed once."""
+    return {**environment(), "host": socket.gethostname()}
+
+
+def _check_split(split: Split, fingerprint: str, phase: str) -> None:
+    if split.fingerprint() != fingerprint:
+        raise UnitFailure("mutation", "the plugin modified the shared train/validation/test data (the split was "
+                          "rebuilt for the units after it); copy the data before changing it", phase)
+
+
+def compute_unit(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callable[[], Split],
+                 on_result: Callable[[int, dict[str, Any] | UnitFailure], None] | None = None,
+                 on_stuck: Callable[[Sequence[int], UnitFailure], None] | None = None) -> UnitResult:
+    """Select the subset, then tune (λ on validation), fit (timed) and test every model of ``task``.
+
+    ``fresh_split()`` gives an unmodified split when a plugin modified this one (the next models
+    of the unit use it). ``on_result(i, body_or_failure)`` is called as soon as model ``i`` is done (the local executor
+    writes its row then); ``on_stuck(indices, failure)`` is called by the watchdog, for the models
+    not yet done, when native code overruns the time limit (the process ends right after).
+    """
+    with on_device(task.device) as device:
+        return _compute(task, split, fingerprint, fresh_split, on_result, on_stuck, device_description(device))
+
+
+def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callable[[], Split],
+             on_result: Callable[[int, dict[str, Any] | UnitFailure], None] | None,
+             on_stuck: Callable[[Sequence[int], UnitFailure], None] | None, where: dict[str, Any]) -> UnitResult:
+    deadline = Deadline(task.timeout)
+    results: list[dict[str, Any] | UnitFailure | None] = [None] * len(task.models)
+    modified = False
+
+    def done(i: int, value: dict[str, Any] | UnitFailure) -> None:
+        results[i] = value
+        if on_result is not None:
+            on_result(i, value)
+
+    def stuck(failure: UnitFailure) -> None:
+        if on_stuck is not None:
+            on_stuck([i for i, r in enumerate(results) if r is None], failure)
+
+    try:
+        rng = np.random.default_rng([task.seed, task.budget])
+        with Stopwatch() as select_sw:
+            subset = guarded("select", lambda: task.sampler.select(SelectionData(split), task.budget, rng),
+                             deadline, stuck)
+        _check_split(split, fingerprint, "select")
+        subset = guarded("select", lambda: validate_subset(subset, split.train, task.budget, task.sampler.spec()))
+        diagnostics = guarded("diagnostics", lambda: jsonable(task.sampler.diagnostics()))
+        support = support_matrix(subset, split.train)
+        size = subset_size(subset, split.train)
+    except UnitFailure as failure:
+        modified = split.fingerprint() != fingerprint
+        for i in range(len(task.models)):
+            done(i, failure)
+        return UnitResult(list(results), where, process_environment(), modified)  # type: ignore[arg-type]
+    reused = diagnostics.get("reused_seconds", 0.0) if isinstance(diagnostics, dict) else 0.0
+    select_timings = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
+                      "select_cost_s": select_sw.seconds + (reused if isinstance(reused, float | int) else 0.0)}
+    for i, (model, batch) in enumerate(zip(task.models, task.batch_sizes)):
+        try:
+            body = _run_model(model, support, split, batch, deadline, stuck)
+            _check_split(split, fingerprint, "model")
+        except UnitFailure as failure:
+            if split.fingerprint() != fingerprint:
+                modified, split = True, fresh_split()
+            done(i, failure)
+            continue
+        body.update({"status": "ok", "subset_kind": subset.kind, "subset": size, "selection": diagnostics})
+        body["timings"] = {**select_timings, **body["timings"]}
+        done(i, body)
+    return UnitResult(list(results), where, process_environment(), modified)  # type: ignore[arg-type]
+
+
+def _run_model(model: Recommender, support: Any, split: Split, batch: int, deadline: Deadline,
+               on_stuck: Callable[[UnitFailure], None]) -> dict[str, Any]:
+    with Stopwatch() as tune_sw:
+        selection = guarded("tune", lambda: select_lambda(model, support, split, batch_size=batch),
+                            deadline, on_stuck)
+    with Stopwatch() as fit_sw:
+        fitted = guarded("fit", lambda: model.clone(lam=selection.lam).fit(support), deadline, on_stuck)
+    fit_runs = [fit_sw.seconds]
+    while len(fit_runs) < FIT_REPEATS and sum(fit_runs) < FIT_REPEAT_BUDGET_S:
+        with Stopwatch() as again:  # short fits are repeated: one measurement of 10 ms is noise
+            guarded("fit", lambda: model.clone(lam=selection.lam).fit(support), deadline, on_stuck)
+        fit_runs.append(again.seconds)
+    with Stopwatch() as eval_sw:
+        test = guarded("evaluate", lambda: evaluate(fitted, evaluation_task(split, "test"), batch),
+                       deadline, on_stuck)
+    return {
+        "model_params": jsonable(fitted.get_params()),
+        "lambda": selection.lam,
+        "lambda_grid_val": {repr(k): v for k, v in selection.scores.items()},
+        "metrics": {"val": selection.validation.summary(), "test": test.summary()},
+        "n_eval_users": {"val": int(len(selection.validation.users)), "test": int(len(test.users))},
+        "per_user": {"test": encode_per_user(test)},  # for the paired significance tests (cfbench.significance)
+        "timings": {
+            "tune_s": tune_sw.seconds, "tune_compile_s": tune_sw.compile_seconds,
+            "fit_s": float(np.median(fit_runs)), "fit_runs_s": fit_runs, "fit_compile_s": fit_sw.compile_seconds,
+            "eval_s": eval_sw.seconds, "eval_compile_s": eval_sw.compile_seconds,
+        },
+    }
