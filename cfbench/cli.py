@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,6 +23,15 @@ log = logging.getLogger("cfbench")
 
 EXIT_FAILED_UNITS = 1
 EXIT_USAGE = 2
+#: The defaults of the run flags a suite file can also set (cfbench.harness has them too; the CLI must start
+#: without importing JAX, hence the copies, which tests/test_suites.py checks).
+DEFAULT_RESULTS_DIR = "runs"
+PUBLISHED_RESULTS_DIR = "results"
+TUNE_METRICS = ("hr@10", "ndcg@10", "psp@10", "hr@100", "ndcg@100", "psp@100")
+#: Run flags (argparse ``dest``) that are suite keys of the same name.
+SUITE_FLAGS = ("dataset", "samplers", "models", "budgets", "seeds", "results_dir", "leaderboards_dir",
+               "rating_threshold", "dtype", "batch_size", "unit_timeout", "executor", "address", "device",
+               "cpus_per_unit", "tune_metric", "memory_limit")
 
 
 def _int_list(text: str, minimum: int = 0) -> tuple[int, ...]:
@@ -34,6 +44,15 @@ def _int_list(text: str, minimum: int = 0) -> tuple[int, ...]:
     if min(values) < minimum:
         raise argparse.ArgumentTypeError(f"expected integers ≥ {minimum}, got {text!r}")
     return tuple(dict.fromkeys(values))  # duplicates run once
+
+
+def _memory_bytes(text: str) -> int:
+    from cfbench.memory import parse_bytes
+
+    try:
+        return parse_bytes(text, "--memory-limit")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _budgets(text: str) -> tuple[int, ...]:
@@ -75,46 +94,71 @@ def _parser() -> argparse.ArgumentParser:
                                 "sampling for collaborative filtering.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run a benchmark suite and regenerate the leaderboards")
-    run.add_argument("--dataset", default="ml-latest-small", help="built-in name or CSV/TSV path (default: %(default)s)")
-    run.add_argument("--samplers", default="full,random-users,head-users",
-                     help="comma-separated NAME[:param=value,...] or module:attr (default: %(default)s)")
-    run.add_argument("--models", default="infinite-ae,ease", help="comma-separated models (default: %(default)s)")
+    run = sub.add_parser("run", help="run benchmark suites, regenerate their leaderboards and compare with the "
+                         "published rows")
+    # Flags a suite file can also set default to None, so that a flag given explicitly (and only then)
+    # overrides the file; the defaults are filled in by cfbench.suites / SuiteConfig.
+    run.add_argument("suites", nargs="*", type=Path, metavar="SUITE.toml",
+                     help="suite files to run, one after another (see the README's \"Suite files\"); flags given "
+                          "override their values (default: the default suite)")
+    run.add_argument("--dataset", default=None,
+                     help="built-in name or CSV/TSV path (default: ml-latest-small)")
+    run.add_argument("--samplers", default=None,
+                     help="comma-separated NAME[:param=value,...] or module:attr (default: full,random-users,head-users)")
+    run.add_argument("--models", default=None, help="comma-separated models (default: infinite-ae,ease)")
     run.add_argument("--budgets", type=_budgets, default=None,
                      help="comma-separated budgets in users (default: 10,20,50,100,... below the number of users)")
-    run.add_argument("--seeds", type=_int_list, default=(0, 1, 2), help="comma-separated seeds (default: 0,1,2)")
-    run.add_argument("--results-dir", type=Path, default=Path("results"), help="where rows go (default: %(default)s)")
-    run.add_argument("--leaderboards-dir", type=Path, default=Path("leaderboards"),
-                     help="where tables and plots go (default: %(default)s)")
+    run.add_argument("--seeds", type=_int_list, default=None, help="comma-separated seeds (default: 0,1,2)")
+    run.add_argument("--results-dir", type=Path, default=None,
+                     help="where rows go (default: runs, your own folder; the published rows are in results)")
+    run.add_argument("--leaderboards-dir", type=Path, default=None,
+                     help="where tables and plots go (default: RESULTS_DIR/leaderboards; leaderboards for results)")
     run.add_argument("--no-report", action="store_true", help="do not regenerate the leaderboards after the run")
+    run.add_argument("--force", action="store_true",
+                     help="write the leaderboards even into a folder generated from another results folder")
+    run.add_argument("--against", type=Path, default=None,
+                     help="published results folder to compare the run's rows with at the end (default: results, "
+                          "when it exists here)")
     run.add_argument("--dry-run", action="store_true",
                      help="list the units that would run (missing, stale or failed rows) and compute nothing")
     run.add_argument("--rating-threshold", type=_finite, default=None,
                      help="keep only ratings ≥ this as positives (default: every rating)")
-    run.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    run.add_argument("--batch-size", type=_positive(int), default=1024, help="users scored at once during evaluation")
+    run.add_argument("--dtype", choices=("float32", "float64"), default=None, help="(default: float32)")
+    run.add_argument("--batch-size", type=_positive(int), default=None,
+                     help="users scored at once during evaluation (default: 1024)")
     run.add_argument("--unit-timeout", type=_positive(float), default=None, metavar="SECONDS",
                      help="wall-clock limit of one unit (a sampler's selection and its models); a unit over it is "
                           "recorded as a failed row and the suite goes on (default: no limit)")
-    run.add_argument("--executor", choices=("local", "ray"), default="local",
+    run.add_argument("--executor", choices=("local", "ray"), default=None,
                      help="where units run: this process one after another, or one Ray task each (needs the "
-                          "[ray] extra; default: %(default)s)")
+                          "[ray] extra; default: local)")
     run.add_argument("--address", default=None,
                      help="Ray cluster to join (auto, HOST:PORT or ray://HOST:PORT; default: start Ray on this machine)")
-    run.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
-                     help="JAX device for models and samplers: a GPU when there is one, or insist (default: %(default)s)")
-    run.add_argument("--cpus-per-unit", type=_positive(float), default=1.0,
-                     help="CPUs each Ray task asks for (default: %(default)s)")
+    run.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None,
+                     help="JAX device for models and samplers: a GPU when there is one, or insist (default: auto)")
+    run.add_argument("--cpus-per-unit", type=_positive(float), default=None,
+                     help="CPUs each Ray task asks for (default: 1)")
+    run.add_argument("--memory-limit", type=_memory_bytes, default=None, metavar="BYTES",
+                     help="memory one unit may use, e.g. 8GiB (default: what the device has free, or "
+                          "$CFBENCH_MEMORY_LIMIT); a model predicted not to fit is recorded as infeasible, not run")
+    run.add_argument("--tune-metric", choices=TUNE_METRICS, default=None,
+                     help="validation metric each model's λ is chosen on (default: hr@100, the reference's; another "
+                          "one is part of the rows' identity)")
 
     rep = sub.add_parser("report", help="regenerate the leaderboards from result rows")
-    rep.add_argument("--results-dir", type=Path, default=Path("results"))
-    rep.add_argument("--out", "--leaderboards-dir", dest="out", type=Path, default=Path("leaderboards"))
+    rep.add_argument("--results-dir", type=Path, default=None,
+                     help="folder of result rows (default: runs; the published rows: results)")
+    rep.add_argument("--out", "--leaderboards-dir", dest="out", type=Path, default=None,
+                     help="where tables and plots go (default: RESULTS_DIR/leaderboards; leaderboards for results)")
+    rep.add_argument("--force", action="store_true",
+                     help="write even into a leaderboards folder generated from another results folder")
     rep.add_argument("--no-plots", action="store_true", help="tables only")
     rep.add_argument("--formats", type=_formats, default=None,
                      help="comma-separated leaderboard formats among md,csv,tex,html (default: all; md always)")
 
     cmp_ = sub.add_parser("compare", help="check that a run reproduces the published rows (within seed noise)")
-    cmp_.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="results folder of the run to check")
+    cmp_.add_argument("run_dir", type=Path, metavar="RUN_DIR", nargs="?", default=Path(DEFAULT_RESULTS_DIR),
+                      help="results folder of the run to check (default: %(default)s)")
     cmp_.add_argument("--against", type=Path, default=Path("results"),
                       help="published results folder (default: %(default)s)")
     cmp_.add_argument("--metric", default="ndcg@10", choices=("ndcg@10", "hr@10", "psp@10", "ndcg@100", "hr@100",
@@ -126,13 +170,13 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     exp = sub.add_parser("export", help="write every result row as one CSV line")
-    exp.add_argument("--results-dir", type=Path, default=Path("results"))
+    exp.add_argument("--results-dir", type=Path, default=None, help="folder of result rows (default: runs)")
     exp.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     exp.add_argument("--output", "-o", type=Path, default=None, help="file to write (default: stdout)")
 
     up = sub.add_parser("upgrade-rows", help="give rows written before row identities (schema 1) their identity, "
                         "where the data and parameters provably match; the others are re-run when next run")
-    up.add_argument("--results-dir", type=Path, default=Path("results"))
+    up.add_argument("--results-dir", type=Path, default=None, help="folder of result rows (default: runs)")
     ds = sub.add_parser("datasets", help="list datasets, their sizes and where they were found")
     fe = sub.add_parser("fetch", help="download a dataset into the per-user cache, verifying its checksum")
     fe.add_argument("name")
@@ -155,31 +199,101 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from cfbench.harness import SuiteConfig, run_suite
-    from cfbench.plugins import split_specs
-    from cfbench.reports import write_leaderboards
+    from cfbench.datasets import DATASETS, DatasetError, load_dataset, locate
+    from cfbench.harness import run_suite
+    from cfbench.plugins import PluginError, load_model, load_sampler, split_specs
+    from cfbench.reports import check_leaderboards_owner, default_leaderboards_dir, report
+    from cfbench.results import ResultsError
+    from cfbench.suites import build_suite, load_suite
 
-    config = SuiteConfig(dataset=args.dataset, samplers=tuple(split_specs(args.samplers)),
-                         models=tuple(split_specs(args.models)), budgets=args.budgets, seeds=args.seeds,
-                         results_dir=args.results_dir, data_dir=args.data_dir,
-                         rating_threshold=args.rating_threshold, dtype=args.dtype, batch_size=args.batch_size,
-                         unit_timeout=args.unit_timeout, executor=args.executor, address=args.address,
-                         device=args.device, cpus_per_unit=args.cpus_per_unit)
+    overrides = {key: getattr(args, key) for key in SUITE_FLAGS if getattr(args, key) is not None}
+    for key in ("samplers", "models"):
+        if key in overrides:
+            overrides[key] = tuple(split_specs(overrides[key]))
+    suites = [load_suite(path, overrides, args.data_dir) for path in args.suites] or \
+        [build_suite(overrides, data_dir=args.data_dir)]
+    for suite in suites:  # unknown plugins or parameters, missing data: one line before anything is computed
+        name = suite.parts[0].dataset
+        if name in DATASETS and locate(name, args.data_dir) is None:
+            try:
+                load_dataset(name, args.data_dir)  # raises its one-line "not found; fetch it" error
+            except DatasetError as err:
+                raise DatasetError(f"suite file {suite.file}: {err}" if suite.file else str(err)) from None
+        for part in suite.parts:
+            try:
+                for spec in part.samplers:
+                    load_sampler(spec)
+                for spec in part.models:
+                    load_model(spec, dtype=part.dtype)
+            except PluginError as err:
+                raise PluginError(f"suite file {suite.file}: {err}" if suite.file else str(err)) from None
+    if args.against is not None and not args.against.is_dir():
+        raise ResultsError(f"--against {args.against}: no such folder; pass the folder of the published rows")
+    boards: list[tuple[Path, Path]] = []  # (results dir, leaderboards dir), each once
+    for suite in suites:
+        pair = (suite.results_dir, suite.leaderboards_dir or default_leaderboards_dir(suite.results_dir))
+        if not any(p[0].resolve() == pair[0].resolve() and p[1].resolve() == pair[1].resolve() for p in boards):
+            boards.append(pair)
+    if not args.no_report:  # refused before hours of computing, not after
+        for results_dir, out in boards:
+            check_leaderboards_owner(results_dir, out, args.force)
     t0 = time.perf_counter()
-    summary = run_suite(config, progress=not args.quiet, dry_run=args.dry_run)
+    done: list[tuple[Path, Any]] = []
+    for suite in suites:
+        if suite.file is not None:
+            log.info("suite %s: %d part%s", suite.file, len(suite.parts), "s" * (len(suite.parts) != 1))
+        for part in suite.parts:
+            done.append((suite.results_dir, run_suite(part, progress=not args.quiet, dry_run=args.dry_run)))
+    total = _combined([s for _, s in done])
     if args.dry_run:
+        log.info("dry run: %d of %d rows to run, %d already done; nothing computed", len(total.paths) - total.reused,
+                 len(total.paths), total.reused)
         return 0
-    log.info("suite: %s in %s (%.1f s)", summary.describe(), args.results_dir, time.perf_counter() - t0)
+    folders = ", ".join(dict.fromkeys(str(d) for d, _ in done))
+    log.info("suite: %s in %s (%.1f s)", total.describe(), folders, time.perf_counter() - t0)
     if not args.no_report:
-        written = write_leaderboards(args.results_dir, args.leaderboards_dir)
-        log.info("leaderboards: %d files in %s", len(written), args.leaderboards_dir)
-    if summary.failed:
-        print(f"cfbench: {len(summary.failed)} of {len(summary.paths)} rows failed (tracebacks in the rows and in "
-              f"{summary.log_file}); re-run to retry them:", file=sys.stderr)
-        for path, error in summary.failed:
+        for results_dir, out in boards:
+            written = report(results_dir, out, force=args.force)
+            log.info("leaderboards: %d files in %s", len(written), out)
+    _compare_with_published(done, args.against)
+    if total.failed:
+        print(f"cfbench: {len(total.failed)} of {len(total.paths)} rows failed (tracebacks in the rows and in "
+              f"{total.log_file}); re-run to retry them:", file=sys.stderr)
+        for path, error in total.failed:
             print(f"  {path}: {error['phase']}: {error['kind']}: {error['message']}", file=sys.stderr)
         return EXIT_FAILED_UNITS
     return 0
+
+
+def _combined(summaries: list[Any]) -> Any:
+    """One :class:`~cfbench.harness.RunSummary` for the parts of several suites: counts added, lists joined."""
+    import dataclasses
+
+    from cfbench.harness import RunSummary
+
+    total = RunSummary([])
+    for field in dataclasses.fields(RunSummary):
+        values = [getattr(s, field.name) for s in summaries]
+        if field.name == "log_file":
+            total.log_file = values[-1]
+        elif isinstance(values[0], list):
+            setattr(total, field.name, [x for v in values for x in v])
+        elif isinstance(values[0], int) and not isinstance(values[0], bool):
+            setattr(total, field.name, sum(values))
+    return total
+
+
+def _compare_with_published(done: list[tuple[Path, Any]], against: Path | None) -> None:
+    """The end of ``cfbench run``: how the run's rows compare with the published ones (a few lines, or why not)."""
+    from cfbench.compare import run_summary
+
+    published = Path(PUBLISHED_RESULTS_DIR) if against is None else against
+    by_dir: dict[Path, list[Path]] = {}
+    for results_dir, summary in done:
+        by_dir.setdefault(Path(results_dir), []).extend(summary.paths)
+    for results_dir, paths in by_dir.items():
+        for line in run_summary(results_dir, published, paths):
+            log.info("%s", line)
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -190,19 +304,48 @@ def _formats(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(("md", *names)))
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from cfbench.reports import FORMATS, write_leaderboards
+def _results_dir(args: argparse.Namespace) -> Path:
+    """``--results-dir``, or the default (``runs``), saying what to do when the default is not there yet."""
+    if args.results_dir is not None:
+        return args.results_dir
+    default = Path(DEFAULT_RESULTS_DIR)
+    if not default.exists():
+        from cfbench.results import ResultsError
 
-    written = write_leaderboards(args.results_dir, args.out, plots=not args.no_plots,
-                                 formats=args.formats or FORMATS)
-    log.info("leaderboards: %d files in %s", len(written), args.out)
+        raise ResultsError(f"no folder {default} here (the default results folder, where `cfbench run` writes): run "
+                           f"`cfbench run` first, or pass --results-dir {PUBLISHED_RESULTS_DIR} for the published rows")
+    return default
+
+
+@contextlib.contextmanager
+def _default_hint(args: argparse.Namespace) -> Iterator[None]:
+    """With the default results folder, an error about its rows also says where the published rows are."""
+    from cfbench.results import ResultsError
+
+    try:
+        yield
+    except ResultsError as err:
+        if args.results_dir is not None:
+            raise
+        raise ResultsError(f"{err} (the published rows: --results-dir {PUBLISHED_RESULTS_DIR})") from None
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cfbench.reports import FORMATS, default_leaderboards_dir, report
+
+    results_dir = _results_dir(args)
+    out = args.out if args.out is not None else default_leaderboards_dir(results_dir)
+    with _default_hint(args):
+        written = report(results_dir, out, force=args.force, plots=not args.no_plots, formats=args.formats or FORMATS)
+    log.info("leaderboards: %d files in %s", len(written), out)
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from cfbench.reports import export
 
-    text = export(args.results_dir, args.format)
+    with _default_hint(args):
+        text = export(_results_dir(args), args.format)
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -215,7 +358,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_upgrade_rows(args: argparse.Namespace) -> int:
     from cfbench.upgrade import upgrade_rows
 
-    report = upgrade_rows(args.results_dir, args.data_dir)
+    report = upgrade_rows(_results_dir(args), args.data_dir)
     for path, reason in report.left:
         log.warning("left %s as it is: %s", path, reason)
     log.info("upgraded %d rows, %d already current, %d left (re-run when their unit is next run)",
@@ -295,7 +438,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     for name, cls in available_models().items():
         print(f"{name}: {cls.description}")
-        print(f"    lam grid (chosen on validation HR@100): {', '.join(f'{v:g}' for v in cls.lambda_grid)}")
+        print(f"    lam grid (chosen on validation HR@100, or --tune-metric): {', '.join(f'{v:g}' for v in cls.lambda_grid)}")
     return 0
 
 

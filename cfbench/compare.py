@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from tabulate import tabulate
 from cfbench.results import ResultsError, _json_safe, row_identity_key, scan_rows
 
 __all__ = ["DEFAULT_THRESHOLD", "METRICS", "CellComparison", "Comparison", "RowComparison", "compare",
-           "default_abs_tol"]
+           "default_abs_tol", "run_summary"]
 
 METRICS = ("ndcg@10", "hr@10", "psp@10", "ndcg@100", "hr@100", "psp@100", "auc")
 DEFAULT_THRESHOLD = 2.0
@@ -209,8 +210,11 @@ def _std(values: list[float]) -> float | None:
 
 
 def compare(run_dir: str | Path, against: str | Path = "results", metric: str = "ndcg@10",
-            threshold: float = DEFAULT_THRESHOLD, abs_tol: float | None = None) -> Comparison:
+            threshold: float = DEFAULT_THRESHOLD, abs_tol: float | None = None,
+            only: Iterable[str | Path] | None = None) -> Comparison:
     """Compare the rows of ``run_dir`` with the published rows in ``against`` (see the module docstring).
+
+    ``only``: compare just these row files of ``run_dir`` (e.g. the rows one suite covers), not all of them.
 
     Raises :class:`ValueError` for a bad metric or threshold, :class:`~cfbench.results.ResultsError`
     when a folder is missing, ``run_dir`` holds no row, or no row of it has a published counterpart.
@@ -223,6 +227,12 @@ def compare(run_dir: str | Path, against: str | Path = "results", metric: str = 
     if not (tol >= 0 and math.isfinite(tol)):
         raise ValueError(f"abs_tol must be a non-negative number, got {abs_tol!r}")
     run = scan_rows(run_dir)
+    if only is not None:
+        keep = {Path(p).resolve() for p in only}
+        pairs = [(p, r) for p, r in zip(run.paths, run.rows) if p.resolve() in keep]
+        run.paths, run.rows = [p for p, _ in pairs], [r for _, r in pairs]
+        run.failed = [(p, r) for p, r in run.failed if p.resolve() in keep]
+        run.invalid = []
     pub = scan_rows(against)
     if not run.rows and not run.failed:
         raise ResultsError(f"no result rows in {run_dir}" + (f" ({len(run.invalid)} invalid files)" if run.invalid
@@ -279,3 +289,35 @@ def compare(run_dir: str | Path, against: str | Path = "results", metric: str = 
             worst_z=None if worst is None or criterion != "sigma" else worst / sigma, rows=tuple(rows)))
     return Comparison(str(run_dir), str(against), metric, threshold, tol, cells, only_in_run, not_rerun, failed,
                       [(str(p), reason) for p, reason in run.invalid])
+
+
+def run_summary(run_dir: str | Path, against: str | Path, paths: Iterable[str | Path], metric: str = "ndcg@10",
+                limit: int = 5) -> list[str]:
+    """The few lines ``cfbench run`` ends with: how the rows ``paths`` of ``run_dir`` compare with the published
+    rows in ``against`` (rows matched by identity, within the noise, bit for bit, flagged cells), or one line
+    saying why there is no comparison (no published folder, the run wrote into it, no shared identity)."""
+    run, published = Path(run_dir), Path(against)
+    if not published.is_dir():
+        return [f"not compared with published rows: no folder {published} here (--against DIR names one)"]
+    if run.resolve() == published.resolve():
+        return [(f"not compared with published rows: this run wrote into {published} itself (`cfbench run` writes "
+                 "into runs/ by default)")]
+    try:
+        result = compare(run, published, metric=metric, only=paths)
+    except ResultsError as err:
+        why = str(err).split(": nothing to compare")[0]
+        return [f"not compared with published rows: {why}"]
+    rows = [r for c in result.cells for r in c.rows]
+    within = sum(r.reproduced for r in rows)
+    lines = [f"compared with the published rows in {published} (test {metric.upper()}): {result.matched} of "
+             f"{result.matched + len(result.only_in_run)} rows matched by identity, {within} within the noise "
+             f"({result.threshold:g} σ of the published seeds), {result.exact} bit for bit; {len(result.flagged)} of "
+             f"{len(result.cells)} cells flagged" + (f"; {len(result.failed)} failed in the run" if result.failed else "")
+             + f" (details: cfbench compare {run} --against {published})"]
+    for cell in result.flagged[:limit]:
+        worst = "–" if cell.worst_delta is None else f"{cell.worst_delta:+.3f}"
+        z = f" ({cell.worst_z:+.2f} σ)" if cell.worst_z is not None else f" (tolerance {cell.tolerance:.3g})"
+        lines.append(f"  flagged: {cell.dataset} {cell.sampler} b={cell.budget} {cell.model}: worst Δ {worst}{z}")
+    if len(result.flagged) > limit:
+        lines.append(f"  … and {len(result.flagged) - limit} more")
+    return lines

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from typing import cast
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -216,7 +216,7 @@ def _evaluate_many(models: Sequence[Scorer], task: EvaluationTask, batch_size: i
                 non_finite[i] += int(bad)
                 ranked[i].append(np.asarray(top))
                 # AUC uses the unmasked scores, as the reference does.
-                pos_scores[i].append(np.asarray(scores[pos_rows, chunk_targets.indices]))
+                pos_scores[i].append(_gather(scores, pos_rows, chunk_targets.indices))
                 neg_scores[i].append(np.asarray(neg)[chunk_negatives >= 0])
         hits_all = targets.toarray() > 0
         n_pos = np.diff(targets.indptr)
@@ -312,6 +312,18 @@ def _lambda_groups(model: Recommender, support: Support, grid: Sequence[float]
                 group, seen, held = [], set(), 0
     if group:
         yield group
+
+
+def _gather(scores: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``scores[rows, cols]`` with the index arrays padded to a power of two, so XLA compiles one gather
+    per size class instead of one per chunk (each compiled program keeps ~10 MiB of host memory)."""
+    n = len(rows)
+    size = 1 << max(n - 1, 0).bit_length()
+    pad = size - n
+    if pad:
+        rows = np.concatenate([rows, np.zeros(pad, rows.dtype)])
+        cols = np.concatenate([cols, np.zeros(pad, cols.dtype)])
+    return np.asarray(scores[rows, cols])[:n]
 
 
 def select_lambda(model: Recommender, support: Support, split: Split, grid: Sequence[float] | None = None,

@@ -91,6 +91,8 @@ class _RayDriver:
         resources = ray.cluster_resources()
         self.cpus = float(resources.get("CPU", 1.0))
         self.gpus = float(resources.get("GPU", 0.0))
+        self.node_memory = max((n["Resources"].get("memory", 0.0) for n in ray.nodes() if n.get("Alive")),
+                               default=resources.get("memory", 2**33))
         self.use_gpu = self.config.device != "cpu" and self.gpus > 0
         if self.config.device == "gpu" and not self.use_gpu:
             raise ExecutorError("--device gpu, but the Ray cluster declares no GPUs; start its nodes with GPUs "
@@ -110,6 +112,9 @@ class _RayDriver:
     def options(self, unit: _Unit, pending: Sequence[_Slot]) -> dict[str, Any]:
         env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
         opts: dict[str, Any] = {"num_cpus": self.config.cpus_per_unit, "max_retries": 0}
+        # Ray packs tasks on a node by their host memory too: ask for the planner's prediction (capped by
+        # the largest node, so that a unit the planner will record as infeasible is still scheduled).
+        opts["memory"] = int(min(self.run.predicted_bytes(unit, pending), 0.8 * self.node_memory))
         if self.use_gpu:
             opts["num_gpus"] = self.run.gpu_share(unit, pending)
         else:
@@ -119,11 +124,12 @@ class _RayDriver:
 
     def submit(self, unit: _Unit, c: Claim, pending: list[_Slot], attempt: int) -> tuple[Any, _InFlight]:
         task = self.run.task(unit, pending)
+        opts = self.options(unit, pending)
         if self.use_gpu:
-            task = dataclasses.replace(task, device="gpu" if self.config.device == "gpu" else "auto")
+            task = dataclasses.replace(task, device="gpu" if self.config.device == "gpu" else "auto",
+                                       memory_share=opts["num_gpus"])
         else:
             task = dataclasses.replace(task, device="cpu")
-        opts = self.options(unit, pending)
         ref = self.remote.options(**opts).remote(task, [self.split_ref(unit.seed)],
                                                  self.run.fingerprints[unit.seed])
         return ref, _InFlight(unit, c, pending, attempt, time.monotonic(), opts)
@@ -151,7 +157,8 @@ class _RayDriver:
         return UnitResult([failure] * len(job.pending), where, self.run.env)
 
     def record(self, job: _InFlight, result: UnitResult) -> None:
-        where = {**result.computed_by, "attempts": job.attempt}
+        where = {**result.computed_by, "attempts": job.attempt, "requested": {
+            k: job.options[k] for k in ("num_cpus", "num_gpus", "memory") if k in job.options}}
         for slot, value in zip(job.pending, result.results):
             if isinstance(value, UnitFailure):
                 value = dataclasses.replace(value, message=value.message + (

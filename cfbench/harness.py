@@ -40,18 +40,20 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cfbench.claims import Claim, abandoned_attempt, claim, remove_finished_claims
-from cfbench.devices import resolve_device
 from cfbench.datasets import Interactions, load_dataset
+from cfbench.devices import resolve_device
 from cfbench.files import atomic_write_bytes, describe_os_error, remove_orphans
 from cfbench.guard import UnitFailure
 from cfbench.identity import dataset_label, describe_difference, identity_key, row_identity
 from cfbench.models.base import Recommender
 from cfbench.plugins import PluginError, load_model, load_sampler
+from cfbench.memory import UnitShape, memory_limit, parse_bytes, plan_unit
+from cfbench.progress import suite_progress
 from cfbench.results import SCHEMA_VERSION, ResultsError, archive_row, read_row, row_path, write_row
 from cfbench.sampling import Sampler
 from cfbench.splits import Split, freeze, reference_split
-from cfbench.unit import UnitTask, compute_unit, device_description, jsonable
-from cfbench.unit import process_environment
+from cfbench.suites import resolved_suite
+from cfbench.unit import UnitTask, compute_unit, device_description, jsonable, process_environment
 
 __all__ = ["RunSummary", "SuiteConfig", "default_budgets", "model_spec", "run_suite"]
 
@@ -62,6 +64,11 @@ DEFAULT_MODELS = ("infinite-ae", "ease")
 LOGS_DIR = ".logs"
 EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "gpu")
+#: Where ``cfbench run`` writes rows by default: the user's own (git-ignored) folder, never the published ``results/``.
+DEFAULT_RESULTS_DIR = Path("runs")
+#: Validation metrics λ may be chosen on (those evaluation reports per user); the reference's is HR@100.
+TUNE_METRICS = ("hr@10", "ndcg@10", "psp@10", "hr@100", "ndcg@100", "psp@100")
+DEFAULT_TUNE_METRIC = "hr@100"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +80,7 @@ class SuiteConfig:
     models: tuple[str, ...] = DEFAULT_MODELS
     budgets: tuple[int, ...] | None = None  # None: default_budgets(n_users)
     seeds: tuple[int, ...] = (0, 1, 2)
-    results_dir: Path = Path("results")
+    results_dir: Path = DEFAULT_RESULTS_DIR
     data_dir: Path | None = None
     rating_threshold: float | None = None
     dtype: str = "float32"
@@ -88,6 +95,13 @@ class SuiteConfig:
     device: str = "auto"
     #: CPUs each Ray task asks for (the Ray executor only).
     cpus_per_unit: float = 1.0
+    #: Validation metric λ is chosen on (part of a row's identity when not the default).
+    tune_metric: str = DEFAULT_TUNE_METRIC
+    #: Bytes one unit may use (None: what its device has free; $CFBENCH_MEMORY_LIMIT also sets it).
+    #: A model predicted not to fit is recorded as *infeasible* (with the prediction), not attempted.
+    memory_limit: int | None = None
+    #: The suite file this configuration was read from (recorded in rows, not in their identity).
+    suite_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.budgets is not None and any(isinstance(b, bool) or not isinstance(b, int | np.integer) or b < 1
@@ -109,10 +123,15 @@ class SuiteConfig:
             raise ValueError("a cluster address needs the Ray executor (--executor ray)")
         if not (self.cpus_per_unit > 0 and math.isfinite(self.cpus_per_unit)):
             raise ValueError(f"CPUs per unit must be a positive number, got {self.cpus_per_unit}")
+        if self.memory_limit is not None and (isinstance(self.memory_limit, bool) or self.memory_limit < 1):
+            raise ValueError(f"the memory limit must be a positive number of bytes, got {self.memory_limit}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.tune_metric not in TUNE_METRICS:
+            raise ValueError(f"tune metric must be one of {', '.join(TUNE_METRICS)} (a per-user validation metric), "
+                             f"got {self.tune_metric!r}")
 
 
 def default_budgets(n_users: int, start: int = 10) -> tuple[int, ...]:
@@ -170,6 +189,8 @@ class RunSummary:
     by_others: int = 0
     archived: int = 0
     failed: list[tuple[Path, dict[str, str]]] = dataclasses.field(default_factory=list)
+    #: Rows of models predicted not to fit in memory (not attempted), with the reason.
+    infeasible: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
     log_file: Path | None = None
 
     def __iter__(self) -> Iterator[Path]:
@@ -185,6 +206,8 @@ class RunSummary:
     def describe(self) -> str:
         text = (f"{len(self.paths)} rows: {self.computed} computed, {self.reused} already done, "
                 f"{self.by_others} computed by another process, {len(self.failed)} failed")
+        if self.infeasible:
+            text += f", {len(self.infeasible)} infeasible (would not fit in memory)"
         if self.archived:
             text += f"; {self.archived} stale rows archived"
         return text
@@ -193,14 +216,26 @@ class RunSummary:
 _jsonable = jsonable
 
 
-def _slot_state(slot: _Slot) -> tuple[str, dict[str, Any] | None]:
-    """``done`` (a current row), ``missing``, ``failed`` (a failed row of this identity) or ``stale``."""
+#: An infeasible row is planned again when the memory limit grew by more than this factor.
+REPLAN_GROWTH = 1.1
+
+
+def _slot_state(slot: _Slot, limit: int | None = None) -> tuple[str, dict[str, Any] | None]:
+    """``done`` (a current row), ``missing``, ``failed`` (a failed row of this identity) or ``stale``.
+
+    An *infeasible* row (a model predicted not to fit) is ``done`` unless ``limit`` (bytes) is more than
+    :data:`REPLAN_GROWTH` × the limit it was planned with: then it is ``failed`` and is planned again.
+    """
     row = read_row(slot.path)
     if row is None:
         return "missing", None
     identity = row.get("identity")
     if row.get("identity_key") != slot.key or not isinstance(identity, dict) or identity_key(identity) != slot.key:
         return "stale", row  # another computation's row, or one whose identity was edited
+    if row.get("status") == "infeasible":
+        planned = (row.get("memory") or {}).get("plan", {}).get("limit_bytes")
+        grew = limit is not None and isinstance(planned, int | float) and limit > REPLAN_GROWTH * planned
+        return ("failed" if grew else "done"), row
     return ("failed" if row.get("status") == "failed" else "done"), row
 
 
@@ -213,6 +248,8 @@ class _Run:
         self.label = dataset_label(data, config.rating_threshold)
         self.env = process_environment()
         self.where = device_description()
+        #: The memory limit units are planned against here (infeasible rows planned with less are re-planned).
+        self.limit = config.memory_limit if config.memory_limit is not None else memory_limit()
         self.splits: dict[int, Split] = {}
         self.fingerprints: dict[int, str] = {}
         self.summary = RunSummary([])
@@ -243,7 +280,7 @@ class _Run:
                             sampler_name=sampler.name, sampler_params=_jsonable(sampler.params()),
                             sampler_version=sampler.version, budget=budget, model_name=model.name,
                             model_params=_jsonable(model.get_params()), model_version=model.version,
-                            dtype=self.config.dtype)
+                            dtype=self.config.dtype, tune_metric=self.config.tune_metric)
                         path = row_path(self.config.results_dir, self.label, sampler.spec(), spec, budget, seed)
                         slots.append(_Slot(model, spec, path, identity, identity_key(identity)))
                     # Identical units (e.g. budgets clipped to n_users) run once.
@@ -275,6 +312,8 @@ class _Run:
             "budget": unit.budget,
             "seed": unit.seed,
             "dtype": self.config.dtype,
+            "tune_metric": self.config.tune_metric,
+            "suite": resolved_suite(self.config),  # how this row was asked for; not part of its identity
             "environment": self.env,
         }
 
@@ -290,6 +329,9 @@ class _Run:
             raise ResultsError(describe_os_error(err, f"result row {slot.path}")) from err
         if row["status"] == "failed":
             self.summary.failed.append((slot.path, row["error"]))
+        elif row["status"] == "infeasible":
+            self.summary.infeasible.append((slot.path, row["error"]["message"]))
+            log.warning("INFEASIBLE %s: %s", slot.path.name, row["error"]["message"])
         else:
             self.summary.computed += 1
         if self.on_row is not None:
@@ -301,16 +343,28 @@ class _Run:
 
     def task(self, unit: _Unit, pending: Sequence[_Slot]) -> UnitTask:
         return UnitTask(unit.seed, unit.sampler, unit.budget, [s.model for s in pending],
-                        [self.config.batch_size] * len(pending), self.config.unit_timeout, self.config.device)
+                        [self.config.batch_size] * len(pending), self.config.unit_timeout, self.config.device,
+                        dtype=self.config.dtype, memory_limit=self.config.memory_limit,
+                        tune_metric=self.config.tune_metric)
 
     def predicted_cost(self, unit: _Unit) -> float:
         """Relative cost of ``unit``, to submit the long ones first (∞-AE is O(U²·I + U³) in the support's users)."""
         n_items = self.split(unit.seed).n_items
         return float(unit.budget) ** 2 * (n_items + unit.budget) * len(unit.slots)
 
+    def predicted_bytes(self, unit: _Unit, pending: Sequence[_Slot]) -> int:
+        """The unit's predicted peak memory (no limit applied), from the memory planner."""
+        shape = UnitShape.for_split(self.split(unit.seed), unit.budget, batch_size=self.config.batch_size,
+                                    dtype=self.config.dtype)
+        plan = plan_unit(unit.sampler, [s.model for s in pending], shape, limit=2**62, tasks_built=False)
+        return plan.predicted_peak_bytes
+
     def gpu_share(self, unit: _Unit, pending: Sequence[_Slot]) -> float:
-        """The fraction of one GPU a Ray task asks for: 1 unless the memory planner says it needs less."""
-        return 1.0
+        """The fraction of one GPU a Ray task asks for: its predicted peak over one GPU's memory
+        (``$CFBENCH_GPU_MEMORY``, default 16 GiB, the smallest data-centre GPU), in eighths, at most 1."""
+        per_gpu = parse_bytes(os.environ.get("CFBENCH_GPU_MEMORY", "16GiB"), "CFBENCH_GPU_MEMORY")
+        eighths = math.ceil(8 * self.predicted_bytes(unit, pending) / per_gpu)
+        return min(1.0, max(1, eighths) / 8)
 
     def record(self, unit: _Unit, slot: _Slot, value: dict[str, Any] | UnitFailure,
                computed_by: dict[str, Any], env: dict[str, Any] | None = None) -> None:
@@ -352,7 +406,7 @@ class _Run:
         if c is None:
             return False
         try:
-            states = [(slot, *_slot_state(slot)) for slot in unit.slots]
+            states = [(slot, *_slot_state(slot, self.limit)) for slot in unit.slots]
             pending = [slot for slot, state, _ in states if state != "done"]
             if not pending:  # another process finished it while we waited for the claim
                 self.summary.by_others += len(unit.slots)
@@ -472,7 +526,7 @@ def _run(config: SuiteConfig, data: Interactions, samplers: list[Sampler], model
     run.summary.log_file = log_file
     units = run.units(samplers, models)
     run.summary.paths = [s.path for u in units for s in u.slots]
-    states = {u.key: [_slot_state(s)[0] for s in u.slots] for u in units}
+    states = {u.key: [_slot_state(s, run.limit)[0] for s in u.slots] for u in units}
     todo = [u for u in units if any(st != "done" for st in states[u.key])]
     run.summary.reused = sum(len(u.slots) for u in units if u not in todo)
     # Units that failed or whose last attempt died run last: one that crashes the process cannot
@@ -491,15 +545,16 @@ def _run(config: SuiteConfig, data: Interactions, samplers: list[Sampler], model
     run.bar = tqdm(total=sum(len(u.slots) for u in todo), disable=not progress, unit="row", desc=run.label,
                    dynamic_ncols=True, file=sys.stderr)
     try:
-        if config.executor == "ray":
-            from cfbench.executors import run_on_ray
+        with suite_progress(progress):
+            if config.executor == "ray":
+                from cfbench.executors import run_on_ray
 
-            run_on_ray(run, todo, retried)
-        else:
-            deferred = [u for u in todo if not run.process(u, wait=False)]
-            for unit in deferred:
-                log.info("waiting for another process that is computing %s", unit.label)
-                run.process(unit, wait=True)
+                run_on_ray(run, todo, retried)
+            else:
+                deferred = [u for u in todo if not run.process(u, wait=False)]
+                for unit in deferred:
+                    log.info("waiting for another process that is computing %s", unit.label)
+                    run.process(unit, wait=True)
     finally:
         run.bar.close()
     done = {u.key for u in units if all(_slot_state(s)[0] in ("done", "failed") for s in u.slots)}

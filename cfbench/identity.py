@@ -76,13 +76,20 @@ def _canonical(value: Any) -> Any:
 
 def row_identity(*, data: Interactions, rating_threshold: float | None, seed: int, sampler_name: str,
                  sampler_params: dict[str, Any], sampler_version: str, budget: int, model_name: str,
-                 model_params: dict[str, Any], model_version: str, dtype: str) -> dict[str, Any]:
-    """The identity of one (data, protocol, seed, sampler, budget, model) computation."""
+                 model_params: dict[str, Any], model_version: str, dtype: str,
+                 tune_metric: str | None = None) -> dict[str, Any]:
+    """The identity of one (data, protocol, seed, sampler, budget, model) computation.
+
+    ``tune_metric``: the validation metric λ is chosen on; ``None`` or the reference's (HR@100, the
+    default) leave the identity as it always was, another one replaces ``evaluation.selection_metric``.
+    """
+    evaluation = EVALUATION if tune_metric in (None, EVALUATION["selection_metric"]) else \
+        {**EVALUATION, "selection_metric": tune_metric}
     return _canonical({
         "dataset": {"name": data.name, "label": dataset_label(data, rating_threshold), "hash": content_hash(data),
                     "events": len(data)},
         "protocol": {**PROTOCOL, "rating_threshold": rating_threshold, "seed": seed},
-        "evaluation": EVALUATION,
+        "evaluation": evaluation,
         "sampler": {"name": sampler_name, "params": sampler_params, "version": str(sampler_version)},
         "budget": budget,
         "model": {"name": model_name, "params": {k: v for k, v in model_params.items() if k != "lam"},

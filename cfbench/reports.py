@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -47,10 +49,11 @@ from cfbench.formats import (Board, Cell, Table, csv_text, environment_summary, 
                              markdown_table, relative_link)
 from cfbench.peruser import read_per_user_checked  # noqa: E402
 from cfbench.significance import BASELINE, baseline_table, describe_tests, mark  # noqa: E402
-from cfbench.results import (EXPORT_COLUMNS, RowScan, failure_summary, parse_created, rows_frame,  # noqa: E402
-                             scan_rows)
+from cfbench.results import (EXPORT_COLUMNS, ResultsError, RowScan, failure_summary, parse_created,  # noqa: E402
+                             rows_frame, scan_rows)
 
-__all__ = ["FORMATS", "export", "write_leaderboards"]
+__all__ = ["FORMATS", "MARKER", "check_leaderboards_owner", "default_leaderboards_dir", "export", "leaderboards_owner",
+           "report", "write_leaderboards"]
 
 TABLE_METRICS = ("ndcg@10", "hr@10", "psp@10", "ndcg@100", "hr@100", "psp@100", "auc")
 PLOT_METRICS = ("ndcg@10", "hr@10")
@@ -59,6 +62,10 @@ FULL = "full"
 SIGNIFICANCE_METRIC = "ndcg@10"
 #: Leaderboard formats: Markdown and CSV and LaTeX per (dataset, model), one HTML page per dataset.
 FORMATS = ("md", "csv", "tex", "html")
+#: In a leaderboards folder: which results folder its leaderboards were generated from (path relative to it).
+MARKER = ".cfbench-leaderboards.json"
+#: The validation metric λ is chosen on when a row does not say (every row before ``--tune-metric``).
+DEFAULT_TUNE_METRIC = "hr@100"
 
 
 def _fmt(mean: float, std: float, digits: int = 2) -> str:
@@ -294,6 +301,27 @@ def _md(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _tune_metric(row: dict[str, Any]) -> str:
+    """The validation metric ``row``'s λ was chosen on (its ``tune_metric``, else its identity's, else HR@100)."""
+    metric = row.get("tune_metric")
+    if not isinstance(metric, str):
+        evaluation = row.get("identity", {}).get("evaluation") if isinstance(row.get("identity"), dict) else None
+        metric = evaluation.get("selection_metric") if isinstance(evaluation, dict) else None
+    return metric if isinstance(metric, str) else DEFAULT_TUNE_METRIC
+
+
+def _tune_line(rows: list[dict[str, Any]]) -> str:
+    """``λ chosen on validation HR@100.``, or every metric found with its number of rows."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        metric = _tune_metric(row)
+        counts[metric] = counts.get(metric, 0) + 1
+    if len(counts) == 1:
+        return f"λ chosen on validation {next(iter(counts)).upper()}."
+    return "λ chosen on validation " + ", ".join(f"{m.upper()} ({n} row{'s' * (n != 1)})"
+                                                 for m, n in sorted(counts.items())) + "."
+
+
 def _created_range(rows: list[dict[str, Any]]) -> str | None:
     """``rows created 2026-11-24 – 2026-11-30`` (UTC dates), or ``None`` if no row says when."""
     whens = [w for r in rows if (w := parse_created(r.get("created"))) is not None]
@@ -521,7 +549,7 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
         intro = (f"{len(part)} rows; seeds {', '.join(str(s) for s in sorted(set(part['seed'])))}; "
                  f"{_environment_line(part)}{'; ' + created if created else ''}. "
                  "Test metrics ×100 (AUC in [0, 1]), mean ± std over seeds (no ± where there is one seed; "
-                 "– where not available).")
+                 f"– where not available). {_tune_line(group_rows)}")
         lines = [f"# {dataset} — {model}", "", intro, "", env.line(created=False), ""]
         siblings = [(label, f"{stem}.{ext}") for ext, label in (("md", "Markdown"), ("csv", "CSV"), ("tex", "LaTeX"))
                     if ext in formats and ext != "md"]
@@ -623,6 +651,71 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
     for path, data in outputs:  # each file complete (old or new) whatever happens; the index last
         files.atomic_write_bytes(path, data)
         written.append(path)
+    return written
+
+
+def default_leaderboards_dir(results_dir: str | Path) -> Path:
+    """Where the leaderboards of ``results_dir`` go by default: ``leaderboards/`` beside a folder named
+    ``results`` (the published layout: ``results/`` → ``leaderboards/``), else ``<results_dir>/leaderboards``."""
+    results = Path(results_dir)
+    return results.parent / "leaderboards" if results.name == "results" else results / "leaderboards"
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(path)
+
+
+def leaderboards_owner(out_dir: str | Path) -> Path | None:
+    """The results folder (resolved) whose rows the leaderboards in ``out_dir`` were generated from, as its
+    :data:`MARKER` says; ``None`` where there is no marker. Raises :class:`ResultsError` for an unreadable one."""
+    marker = Path(out_dir) / MARKER
+    try:
+        text = marker.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ResultsError(f"cannot read {marker} ({err}): pass --force to overwrite the leaderboards in {out_dir}")
+    try:
+        relative = json.loads(text)["results_dir"]
+        if not isinstance(relative, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise ResultsError(f"{marker} does not say which results folder these leaderboards come from: pass --force "
+                           f"to overwrite the leaderboards in {out_dir}") from None
+    return (Path(out_dir).resolve() / relative).resolve()
+
+
+def check_leaderboards_owner(results_dir: str | Path, out_dir: str | Path, force: bool = False) -> None:
+    """Refuse (:class:`ResultsError`, one line) to write the leaderboards of ``results_dir`` into ``out_dir``
+    when its marker says they were generated from another results folder, unless ``force``. A folder without
+    a marker (new, or written before markers existed) is anyone's."""
+    if force or not Path(out_dir).is_dir():
+        return
+    owner = leaderboards_owner(out_dir)
+    results = Path(results_dir).resolve()
+    if owner is not None and owner != results:
+        default = default_leaderboards_dir(results_dir)
+        raise ResultsError(f"{out_dir} holds the leaderboards of {_show(owner)} (its {MARKER} says so), not of "
+                           f"{results_dir}: write them elsewhere with --leaderboards-dir (the default for "
+                           f"{results_dir} is {default}) or pass --force to overwrite them")
+
+
+def report(results_dir: str | Path, out_dir: str | Path | None = None, *, force: bool = False, plots: bool = True,
+           formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """``cfbench report``: :func:`write_leaderboards` into ``out_dir`` (default:
+    :func:`default_leaderboards_dir`), after checking that ``out_dir`` is not another results folder's
+    (:func:`check_leaderboards_owner`), then record in its :data:`MARKER` that it is ``results_dir``'s."""
+    out = default_leaderboards_dir(results_dir) if out_dir is None else Path(out_dir)
+    check_leaderboards_owner(results_dir, out, force)
+    written = write_leaderboards(results_dir, out, plots=plots, formats=formats)
+    relative = os.path.relpath(Path(results_dir).resolve(), out.resolve())
+    marker = {"results_dir": relative,
+              "note": "The leaderboards in this folder are generated by `cfbench report` from the rows in results_dir "
+                      "(relative to this folder); cfbench refuses to overwrite them from other rows without --force."}
+    written.append(files.atomic_write_text(out / MARKER, json.dumps(marker, indent=1, sort_keys=True) + "\n"))
     return written
 
 

@@ -190,15 +190,15 @@ def _validate(row: Any) -> str | None:
         if reason:
             return reason
         status = row["status"]
-        if status not in ("ok", "failed"):
-            return f"status is {status!r}, expected 'ok' or 'failed'"
+        if status not in ("ok", "failed", "infeasible"):
+            return f"status is {status!r}, expected 'ok', 'failed' or 'infeasible'"
         if not isinstance(row["identity"], dict):
             return f"identity is {_kind(row['identity'])}, expected a dict"
         key = row["identity_key"]
         if not isinstance(key, str) or not _HEX64.fullmatch(key):
             return f"identity_key is {_kind(key) if not isinstance(key, str) else repr(key[:80])}, " \
                    "expected 64 hex digits (sha256)"
-    keys = _FAILED_KEYS if status == "failed" else _OK_KEYS + (("created",) if schema >= 2 else ())
+    keys = _FAILED_KEYS if status != "ok" else _OK_KEYS + (("created",) if schema >= 2 else ())
     reason = _missing(row, keys)
     if reason:
         return reason
@@ -212,7 +212,7 @@ def _validate(row: Any) -> str | None:
             return f"{key} is {_kind(row[key])}, expected an int"
     if not isinstance(row["environment"], dict):
         return f"environment is {_kind(row['environment'])}, expected a dict"
-    if status == "failed":
+    if status != "ok":
         reason = _check_dict("error", row["error"], _ERROR_KEYS)
         if reason:
             return reason

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import json
 import os
 import socket
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from cfbench.devices import on_device
-from cfbench.evaluation import evaluate, evaluation_task, select_lambda
+from cfbench.evaluation import SELECTION_METRIC, evaluate, evaluation_task, select_lambda
 from cfbench.guard import Deadline, UnitFailure, guarded
+from cfbench.memory import PeakMemory, UnitShape, memory_limit, plan_model, plan_unit
 from cfbench.models.base import Recommender
 from cfbench.peruser import encode_per_user
 from cfbench.results import environment
@@ -36,6 +38,9 @@ __all__ = ["FIT_REPEATS", "FIT_REPEAT_BUDGET_S", "UnitTask", "UnitResult", "comp
 #: The timed refit is repeated up to FIT_REPEATS times while the runs so far took under
 #: FIT_REPEAT_BUDGET_S seconds; the row's ``fit_s`` is their median (each run in ``fit_runs_s``).
 FIT_REPEATS = 3
+log = logging.getLogger("cfbench")
+#: Fingerprints of the splits this process has evaluated on (their evaluation tasks and gathers exist).
+_EVALUATED: set[str] = set()
 FIT_REPEAT_BUDGET_S = 2.0
 
 
@@ -71,6 +76,12 @@ class UnitTask:
     batch_sizes: list[int]  # evaluation batch per model (the memory planner may lower the suite's)
     timeout: float | None = None
     device: str = "auto"  # see cfbench.devices
+    dtype: str = "float32"
+    #: Bytes a unit may use (None: what the device has free, cfbench.memory.memory_limit).
+    memory_limit: int | None = None
+    #: The fraction of its accelerator this unit was given (Ray GPU shares): its limit is that part.
+    memory_share: float = 1.0
+    tune_metric: str = SELECTION_METRIC  # validation metric λ is chosen on
 
 
 @dataclasses.dataclass
@@ -106,12 +117,13 @@ def compute_unit(task: UnitTask, split: Split, fingerprint: str, fresh_split: Ca
     not yet done, when native code overruns the time limit (the process ends right after).
     """
     with on_device(task.device) as device:
-        return _compute(task, split, fingerprint, fresh_split, on_result, on_stuck, device_description(device))
+        return _compute(task, split, fingerprint, fresh_split, on_result, on_stuck, device)
 
 
 def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callable[[], Split],
              on_result: Callable[[int, dict[str, Any] | UnitFailure], None] | None,
-             on_stuck: Callable[[Sequence[int], UnitFailure], None] | None, where: dict[str, Any]) -> UnitResult:
+             on_stuck: Callable[[Sequence[int], UnitFailure], None] | None, device: Any) -> UnitResult:
+    where = device_description(device)
     deadline = Deadline(task.timeout)
     results: list[dict[str, Any] | UnitFailure | None] = [None] * len(task.models)
     modified = False
@@ -125,9 +137,22 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
         if on_stuck is not None:
             on_stuck([i for i, r in enumerate(results) if r is None], failure)
 
+    shape = UnitShape.for_split(split, task.budget, batch_size=max(task.batch_sizes), dtype=task.dtype,
+                                eval_compiled=fingerprint in _EVALUATED)
+    limit = None if task.memory_limit is None else int(task.memory_limit)
+    if limit is None and task.memory_share < 1.0:
+        limit = int(memory_limit(device) * task.memory_share)
+    plan = plan_unit(task.sampler, task.models, shape, limit=limit, device=device,
+                     tasks_built=fingerprint in _EVALUATED)
+    selection_fits = plan.selection_counted.peak_bytes <= plan.limit_bytes
+    if not selection_fits or not any(m.feasible for m in plan.models):
+        # Nothing would be trained: do not even select (per model, the post-selection plan decides).
+        for i, model in enumerate(task.models):
+            done(i, infeasible_body(plan.reason, plan.record(i)))
+        return UnitResult(list(results), where, process_environment(), modified)  # type: ignore[arg-type]
     try:
         rng = np.random.default_rng([task.seed, task.budget])
-        with Stopwatch() as select_sw:
+        with Stopwatch() as select_sw, PeakMemory() as select_mem:
             subset = guarded("select", lambda: task.sampler.select(SelectionData(split), task.budget, rng),
                              deadline, stuck)
         _check_split(split, fingerprint, "select")
@@ -143,34 +168,55 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
     reused = diagnostics.get("reused_seconds", 0.0) if isinstance(diagnostics, dict) else 0.0
     select_timings = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
                       "select_cost_s": select_sw.seconds + (reused if isinstance(reused, float | int) else 0.0)}
+    retained = plan.support_bytes + plan.selection.retained_bytes
     for i, (model, batch) in enumerate(zip(task.models, task.batch_sizes)):
+        # With the real support size the plan is tighter; it may lower the evaluation batch to fit.
+        model_plan = plan_model(model, dataclasses.replace(shape, n_support=int(support.shape[0]), batch_size=batch,
+                                                           eval_compiled=fingerprint in _EVALUATED),
+                                limit=limit, device=device, extra_bytes=retained)
+        if not model_plan.feasible:
+            done(i, infeasible_body(model_plan.reason, model_plan.record()))
+            continue
+        if model_plan.batch_size < batch:
+            log.info("%s on %s b=%d: evaluation batch lowered from %d to %d users to fit in memory", model.name,
+                     task.sampler.spec(), task.budget, batch, model_plan.batch_size)
         try:
-            body = _run_model(model, support, split, batch, deadline, stuck)
+            body = _run_model(model, support, split, model_plan.batch_size, deadline, stuck, task.tune_metric)
             _check_split(split, fingerprint, "model")
         except UnitFailure as failure:
             if split.fingerprint() != fingerprint:
                 modified, split = True, fresh_split()
             done(i, failure)
             continue
+        _EVALUATED.add(fingerprint)
         body.update({"status": "ok", "subset_kind": subset.kind, "subset": size, "selection": diagnostics})
         body["timings"] = {**select_timings, **body["timings"]}
+        body["memory"] = {"plan": model_plan.record(), "measured": {"select": select_mem.record(),
+                                                                    **body.pop("measured_memory")}}
         done(i, body)
     return UnitResult(list(results), where, process_environment(), modified)  # type: ignore[arg-type]
 
 
+def infeasible_body(reason: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """The body of a row for a model that cannot fit in memory: not attempted, with the prediction."""
+    # The "error" block makes readers that know failed rows list it with them (kind "infeasible").
+    return {"status": "infeasible", "error": {"kind": "infeasible", "message": reason, "phase": "plan",
+                                              "traceback": ""}, "memory": {"plan": plan}}
+
+
 def _run_model(model: Recommender, support: Any, split: Split, batch: int, deadline: Deadline,
-               on_stuck: Callable[[UnitFailure], None]) -> dict[str, Any]:
-    with Stopwatch() as tune_sw:
-        selection = guarded("tune", lambda: select_lambda(model, support, split, batch_size=batch),
+               on_stuck: Callable[[UnitFailure], None], metric: str = SELECTION_METRIC) -> dict[str, Any]:
+    with Stopwatch() as tune_sw, PeakMemory() as tune_mem:
+        selection = guarded("tune", lambda: select_lambda(model, support, split, batch_size=batch, metric=metric),
                             deadline, on_stuck)
-    with Stopwatch() as fit_sw:
+    with Stopwatch() as fit_sw, PeakMemory() as fit_mem:
         fitted = guarded("fit", lambda: model.clone(lam=selection.lam).fit(support), deadline, on_stuck)
     fit_runs = [fit_sw.seconds]
     while len(fit_runs) < FIT_REPEATS and sum(fit_runs) < FIT_REPEAT_BUDGET_S:
         with Stopwatch() as again:  # short fits are repeated: one measurement of 10 ms is noise
             guarded("fit", lambda: model.clone(lam=selection.lam).fit(support), deadline, on_stuck)
         fit_runs.append(again.seconds)
-    with Stopwatch() as eval_sw:
+    with Stopwatch() as eval_sw, PeakMemory() as eval_mem:
         test = guarded("evaluate", lambda: evaluate(fitted, evaluation_task(split, "test"), batch),
                        deadline, on_stuck)
     return {
@@ -180,6 +226,7 @@ def _run_model(model: Recommender, support: Any, split: Split, batch: int, deadl
         "metrics": {"val": selection.validation.summary(), "test": test.summary()},
         "n_eval_users": {"val": int(len(selection.validation.users)), "test": int(len(test.users))},
         "per_user": {"test": encode_per_user(test)},  # for the paired significance tests (cfbench.significance)
+        "measured_memory": {"tune": tune_mem.record(), "fit": fit_mem.record(), "evaluate": eval_mem.record()},
         "timings": {
             "tune_s": tune_sw.seconds, "tune_compile_s": tune_sw.compile_seconds,
             "fit_s": float(np.median(fit_runs)), "fit_runs_s": fit_runs, "fit_compile_s": fit_sw.compile_seconds,

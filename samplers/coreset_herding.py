@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from cfbench.memory import Footprint, UnitShape, user_kernel_footprint
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import UserSubset
 from samplers._user_kernel import UserKernel, mean_embedding, ntk_config
@@ -58,6 +59,11 @@ class CoresetHerding(Sampler):
     name = "coreset-herding"
     description = "Kernel herding of users in the ∞-AE NTK feature space (greedy MMD to the mean embedding)."
     Config = HerdingConfig
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """``block_size`` NTK columns at a time for the mean embedding (:func:`cfbench.memory.user_kernel_footprint`)."""
+        return user_kernel_footprint(self.name, shape.n_users, shape.n_items, shape.nnz,
+                                     columns=self.config.block_size)
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> UserSubset:
         cfg = self.config

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from cfbench.memory import Footprint, UnitShape, user_kernel_footprint
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import UserSubset
 from samplers._user_kernel import UserKernel, ntk_config
@@ -46,6 +47,10 @@ class CoresetKCenter(Sampler):
     name = "coreset-kcenter"
     description = "Greedy k-center users in the ∞-AE NTK feature space, from a random first user."
     Config = KCenterConfig
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """One NTK column at a time over all users (:func:`cfbench.memory.user_kernel_footprint`)."""
+        return user_kernel_footprint(self.name, shape.n_users, shape.n_items, shape.nnz, columns=1)
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> UserSubset:
         cfg = self.config

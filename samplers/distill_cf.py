@@ -64,10 +64,12 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from cfbench.evaluation import select_lambda
+from cfbench.memory import Footprint, UnitShape, distill_cf_footprint
 from cfbench.models.base import NumericalError
 from cfbench.models.infinite_ae import InfiniteAE
 from cfbench.ntk import NTKConfig, ntk_diagonal, ntk_from_gram
 from cfbench.numerics import fmix32, ridge_solve
+from cfbench.progress import unit_progress
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.splits import Split
 from cfbench.subsets import SyntheticUsers
@@ -442,7 +444,7 @@ class Distillation:
                 self._check_skipped(i)
             if bar is not None:
                 bar.update()
-                bar.set_postfix(tau=f"{self.tau:g}", loss=f"{float(value):.4g}", best=f"{self.best[0]:.1f}")
+                bar.set_postfix(tau=f"{self.tau:g}", loss=f"{float(value):.4g}", best_val_hr100=f"{self.best[0]:.2f}")
             if i % cfg.eval_every == 0 or i == cfg.steps:
                 self._evaluate(i, value, parts)
 
@@ -513,7 +515,7 @@ def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: 
     runs = [Distillation(data, cfg, tau, c, init_users, seed, initial, full) for tau, c in candidates]
     race = cfg.race_steps if len(runs) > 1 and cfg.race_steps > 0 else cfg.steps
     total = race * (len(runs) - 1) + cfg.steps if len(runs) > 1 and cfg.race_steps > 0 else cfg.steps * len(runs)
-    with tqdm(total=total, desc=f"distill-cf b={budget}", unit="step", disable=None, leave=False) as bar:
+    with unit_progress(total, f"distill-cf b={budget}", unit="step") as bar:
         try:
             for run in runs:
                 run.run(race, bar)
@@ -547,6 +549,15 @@ class DistillCF(Sampler):
     description = "Distill-CF: synthetic users learned by meta-gradients through ∞-AE (multi-Gumbel, Adam)."
     Config = DistillCFConfig
     version = "2"  # 2: τ candidates raced on validation; the initial users are a validation candidate
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """Every candidate's state, the dense targets, one step and a validation λ search
+        (:func:`cfbench.memory.distill_cf_footprint`)."""
+        cfg = self.config
+        return distill_cf_footprint(shape.n_users, shape.n_items, shape.nnz, shape.budget,
+                                    candidates=len(cfg.candidates()), batch_users=cfg.batch_users,
+                                    block_users=cfg.block_users, grid_size=len(cfg.lambda_grid),
+                                    eval_positives=shape.positives, eval_chunks=shape.eval_chunks)
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> SyntheticUsers:
         if budget < 1:

@@ -25,6 +25,7 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
+from cfbench.memory import Footprint, UnitShape, interaction_sampler_footprint
 from cfbench.models.base import NumericalError
 from cfbench.numerics import top_k_random_ties
 from cfbench.sampling import Sampler, SelectionData
@@ -93,6 +94,12 @@ class PageRank(Sampler):
     name = "pagerank"
     description = "The users with the highest PageRank in the user–item bipartite train graph (centrality)."
     Config = PageRankConfig
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """The graph as float64 CSR and its transpose (≈ 32 B per interaction) and ≈ 10 float64 vectors over
+        users and items (PageRank, degrees, their inverses, the next iterate)."""
+        return interaction_sampler_footprint(self.name, shape.n_users, shape.n_items, shape.nnz, per_interaction=32,
+                                             per_user=96, per_item=96)
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> UserSubset:
         cfg = self.config

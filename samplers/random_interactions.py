@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cfbench.memory import Footprint, UnitShape, interaction_sampler_footprint
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import InteractionSubset
 
@@ -24,6 +25,10 @@ def random_mask(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
 class RandomInteractions(Sampler):
     name = "random-interactions"
     description = "Uniformly random train interactions, the budget's fraction b/U of them (Interaction-RNS)."
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """The mask (1 B per interaction) and ``Generator.choice``'s permutation (int64) and result."""
+        return interaction_sampler_footprint(self.name, shape.n_users, shape.n_items, shape.nnz, per_interaction=25)
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> InteractionSubset:
         keep = data.interaction_budget(budget)

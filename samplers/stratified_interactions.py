@@ -22,6 +22,7 @@ import dataclasses
 
 import numpy as np
 
+from cfbench.memory import Footprint, UnitShape, interaction_sampler_footprint
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import InteractionSubset
 
@@ -90,6 +91,12 @@ class StratifiedInteractions(Sampler):
     name = "stratified-interactions"
     description = "The same fraction b/U of every user's train interactions, at random (user-stratified RNS)."
     Config = StratifiedConfig
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """Per interaction: row ids, random keys, the lexsort order, ranks and their temporaries (int64 / float64),
+        the repeated quotas and the mask; per user: counts, floors, targets and quotas."""
+        return interaction_sampler_footprint(self.name, shape.n_users, shape.n_items, shape.nnz, per_interaction=80,
+                                             per_user=64)
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> InteractionSubset:
         total = data.interaction_budget(budget)

@@ -45,8 +45,10 @@ import numpy as np
 import optax
 import scipy.sparse as sp
 
+from cfbench.memory import Footprint, UnitShape, svp_cf_footprint
 from cfbench.metrics import inverse_propensity
 from cfbench.numerics import hash_uniform_bits, top_k_random_ties
+from cfbench.progress import unit_progress
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import InteractionSubset, UserSubset
 
@@ -247,11 +249,13 @@ def train_proxy(train: sp.csr_matrix, config: SVPConfig, seed: int) -> ProxyResu
     opt_state, counts = _optimizer(static).init(params), jnp.zeros(n, jnp.int32)
     padding = np.zeros(-n % config.batch_size, np.int32)
     losses = []
-    for epoch in range(config.epochs):
-        order = jnp.asarray(np.concatenate([host_rng.permutation(n).astype(np.int32), padding]))
-        params, opt_state, counts, loss = _epoch(params, opt_state, counts, order,
-                                                 jax.random.fold_in(key, epoch + 1), data, static)
-        losses.append(loss)
+    with unit_progress(config.epochs, f"svp-cf proxy ({config.proxy})", unit="epoch") as bar:
+        for epoch in range(config.epochs):
+            order = jnp.asarray(np.concatenate([host_rng.permutation(n).astype(np.int32), padding]))
+            params, opt_state, counts, loss = _epoch(params, opt_state, counts, order,
+                                                     jax.random.fold_in(key, epoch + 1), data, static)
+            losses.append(loss)
+            bar.update()
     return ProxyResult(np.asarray(counts) / config.epochs, np.asarray(jnp.stack(losses)))
 
 
@@ -308,6 +312,11 @@ class SVPCF(Sampler):
     def __init__(self, config: Any = None, **params: Any) -> None:
         super().__init__(config, **params)
         self._last: dict[str, Any] = {}
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """The BPR proxy's training and the forgetting scores (:func:`cfbench.memory.svp_cf_footprint`)."""
+        return svp_cf_footprint(shape.n_users, shape.n_items, shape.nnz, latent=self.config.latent,
+                                proxy=self.config.proxy, cache_size=PROXY_CACHE_SIZE)
 
     def select(self, data: SelectionData, budget: int,
                rng: np.random.Generator) -> UserSubset | InteractionSubset:

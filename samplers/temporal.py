@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from cfbench.memory import Footprint, UnitShape, interaction_sampler_footprint
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.subsets import InteractionSubset
 from samplers.stratified_interactions import StratifiedConfig, rank_within_users, user_quotas
@@ -34,6 +35,11 @@ class Temporal(Sampler):
     name = "temporal"
     description = "Each user's latest train interactions, the fraction b/U of them (earliest removed)."
     Config = TemporalConfig
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """As stratified-interactions, with the negated timestamps as one more sort key."""
+        return interaction_sampler_footprint(self.name, shape.n_users, shape.n_items, shape.nnz, per_interaction=88,
+                                             per_user=64)
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> InteractionSubset:
         if data.train_timestamps is None:

@@ -88,6 +88,8 @@ def test_gpu_requests_and_visible_devices(cluster, tmp_path):
         where = row["computed_by"]
         assert where["node_id"] == worker_node  # only that node has GPUs
         assert len(where["gpu_ids"]) == 1 and where["gpu_ids"][0] in ("0", "1")
+        # A small unit (≈ 0.5 GiB predicted) asks for an eighth of a 16 GiB GPU: several share one.
+        assert where["requested"]["num_gpus"] == 0.125 and 0 < where["requested"]["memory"] < 2**31
         assert where["cuda_visible_devices"] == where["gpu_ids"][0]
         assert where["device"].startswith("cpu")  # the CPU-only jaxlib computes on the CPU all the same
 

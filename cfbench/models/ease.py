@@ -19,13 +19,16 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterator, Sequence
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 
 from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
+from cfbench.numerics import ridge_solve
+
+if TYPE_CHECKING:
+    from cfbench.memory import Footprint, UnitShape
 
 __all__ = ["EASE"]
 
@@ -44,8 +47,7 @@ def _primal_gram(x: jax.Array) -> jax.Array:
 @jax.jit
 def _primal_solve(gram: jax.Array, lam: jax.Array) -> jax.Array:
     d = gram.shape[0]
-    chol = jnp.linalg.cholesky(gram + lam * jnp.eye(d, dtype=gram.dtype))
-    p = jsl.cho_solve((chol, True), jnp.eye(d, dtype=gram.dtype))
+    p = ridge_solve(gram, jnp.eye(d, dtype=gram.dtype), lam)  # P = (XᵀX + λI)⁻¹
     b = -p / jnp.diag(p)[None, :]
     return b.at[jnp.diag_indices(d)].set(0.0)
 
@@ -57,9 +59,7 @@ def _dual_gram(x: jax.Array) -> jax.Array:
 
 @jax.jit
 def _dual_solve(gram: jax.Array, x: jax.Array, lam: jax.Array) -> tuple[jax.Array, jax.Array]:
-    n = gram.shape[0]
-    chol = jnp.linalg.cholesky(gram + lam * jnp.eye(n, dtype=gram.dtype))
-    w = jsl.cho_solve((chol, True), x)  # (XXᵀ + λI)⁻¹ X
+    w = ridge_solve(gram, x, lam)  # (XXᵀ + λI)⁻¹ X
     s = jnp.sum(x * w, axis=0)
     return w, 1.0 / (1.0 - s)
 
@@ -145,6 +145,16 @@ class EASE(Recommender):
                 yield lam, self._with_solution(*prepared, lam)
             except NumericalError as err:
                 yield lam, err
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """Predicted peak memory of this model's λ search, timed fit and test evaluation on ``shape``
+        (:func:`cfbench.memory.ease_footprint`); a method, so not part of a row's identity."""
+        from cfbench.memory import ease_footprint
+
+        return ease_footprint(shape.support_rows, shape.n_items, shape.queries, batch_size=shape.batch_size,
+                              dtype_bytes=8 if self.dtype == "float64" else 4, solver=self.solver,
+                              grid_size=len(self.lambda_grid), positives=shape.positives, mean_row=shape.mean_row,
+                              eval_chunks=shape.eval_chunks)
 
     def score(self, queries: Support) -> jax.Array:
         if self.solver_ == "primal":

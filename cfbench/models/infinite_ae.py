@@ -18,7 +18,7 @@ import functools
 import math
 import numbers
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +26,9 @@ import jax.numpy as jnp
 from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
 from cfbench.ntk import NTKConfig, ntk_from_gram
 from cfbench.numerics import ridge_solve
+
+if TYPE_CHECKING:
+    from cfbench.memory import Footprint, UnitShape
 
 __all__ = ["InfiniteAE", "kernel_matrix"]
 
@@ -147,6 +150,16 @@ class InfiniteAE(Recommender):
                 yield lam, self._with_solution(xs, xs_sq, kernel, lam)
             except NumericalError as err:
                 yield lam, err
+
+    def memory_footprint(self, shape: UnitShape) -> Footprint:
+        """Predicted peak memory of this model's λ search, timed fit and test evaluation on ``shape``
+        (:func:`cfbench.memory.infinite_ae_footprint`); a method, so not part of a row's identity."""
+        from cfbench.memory import infinite_ae_footprint
+
+        return infinite_ae_footprint(shape.support_rows, shape.n_items, shape.queries, batch_size=shape.batch_size,
+                                     dtype_bytes=8 if self.dtype == "float64" else 4, block_size=self.block_size,
+                                     grid_size=len(self.lambda_grid), positives=shape.positives,
+                                     mean_row=shape.mean_row, eval_chunks=shape.eval_chunks)
 
     def score(self, queries: Support) -> jax.Array:
         q = as_dense(queries, self.alpha_.dtype)
