@@ -68,13 +68,11 @@ SAFETY_FRACTION = 0.85
 #: other programs (2-core / 24 GiB machine, JAX 0.10.2, ``benchmarks/memory_model.py``). The "gpu" value is
 #: device memory for cuBLAS/cuSOLVER workspaces and the allocator's rounding: a guess, not measured here.
 RUNTIME_OVERHEAD_BYTES = {"cpu": 256 << 20, "gpu": 512 << 20}
-#: Host memory each *first* evaluation of a 256-user chunk leaves behind: ``cfbench.evaluation`` takes the AUC
-#: scores of the positives by indexing the device score chunk with that chunk's index arrays, whose length
-#: (the chunk's positives) differs from chunk to chunk, so XLA compiles one gather program per chunk of a
-#: task (≈ 0.15 s each) and glibc keeps ≈ 10 MiB of each compilation (measured on ML-1M: a first validation
-#: pass over 24 chunks +340 MiB RSS, the same pass again +4 MiB). Programs are cached, so later units on the
-#: same split pay nothing (``UnitShape.eval_compiled``). Padding the index arrays to a power of two, or
-#: gathering on the host, would make this term vanish.
+#: Host memory each compiled AUC gather leaves behind (glibc keeps ≈ 10 MiB of each XLA compilation). Before
+#: ``cfbench.evaluation`` padded the gather indices to powers of two, every 256-user chunk compiled its own
+#: (measured on ML-1M: a first validation pass over 24 chunks +340 MiB RSS, the same pass again +4 MiB); now
+#: #: there is one per power-of-two size class (:attr:`UnitShape.eval_chunks`). Programs are cached, so later
+#: units on the same split pay nothing (``UnitShape.eval_compiled``).
 GATHER_PROGRAM_BYTES = 10 << 20
 TOP_K = max(CUTOFFS)
 FIT_CALLS_ALIVE = 2  # the harness keeps the λ-search winner and the timed fit while it repeats the fit
@@ -371,7 +369,12 @@ class UnitShape:
     @property
     def eval_chunks(self) -> int:
         """256-user chunks of one evaluated phase whose AUC gather is compiled on first use (0 if cached)."""
-        return 0 if self.eval_compiled else -(-self.queries // SCORE_CHUNK)
+        if self.eval_compiled:
+            return 0
+        # cfbench.evaluation pads each chunk's gather indices to a power of two: one program per size
+        # class, at most one per bit of the largest chunk's positive count.
+        chunks = -(-self.queries // SCORE_CHUNK)
+        return min(chunks, max(self.positives, 1).bit_length())
 
 
 @runtime_checkable

@@ -147,7 +147,8 @@ def metric_table(df: pd.DataFrame, metric: str) -> str:
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Per (sampler, budget): size, quality as % of full data, fit time and speed-ups (means over seeds)."""
-    cols = ["n_users", "n_interactions", "fraction_train_interactions", "ndcg@10", "hr@10", "fit_s", "select_s"]
+    cols = ["n_users", "n_interactions", "fraction_train_interactions", "ndcg@10", "hr@10", "fit_s", "select_s",
+            "peak_host_bytes"]
     # The cost of one selection from scratch: select_s plus work a sampler reused from an earlier
     # budget (e.g. SVP-CF's cached proxy); rows without it cost what they measured.
     cost = df["select_cost_s"] if "select_cost_s" in df else pd.Series(math.nan, index=df.index)
@@ -161,6 +162,11 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         out[f"{metric}_pct_full"] = 100.0 * out[metric] / _full_level(df, metric)
     out["speedup"] = full_fit / out["fit_s"]
     out["speedup_with_selection"] = full_fit / (out["fit_s"] + out["select_s"])
+    # Break-even: after N trainings, selecting once and training on the subset N times costs less than
+    # training on full data N times: N > select / (full fit − subset fit). 1 when selection is free.
+    saving = full_fit - out["fit_s"]
+    out["break_even"] = (out["select_s"] / saving).where(saving > 0).apply(
+        lambda n: max(1, math.floor(n) + 1) if math.isfinite(n) else math.nan)
     out = out.replace([math.inf, -math.inf], math.nan)  # a zero fit time gives no meaningful speed-up
     return out.reset_index()
 
@@ -175,7 +181,8 @@ def summary_grid(df: pd.DataFrame, links: Links = _no_links) -> Table:
     s = _summary_sorted(df)
     groups = _groups(df)
     headers = ["sampler", "budget", "users", "interactions", "% train", "NDCG@10", "% of full", "HR@10",
-               "% of full", "fit s", "select s", "speed-up", "speed-up incl. selection", "seeds"]
+               "% of full", "fit s", "select s", "speed-up", "speed-up incl. selection", "break-even trainings",
+               "peak MiB", "seeds"]
     body = []
     for r in s.to_dict("records"):
         ln = links(groups[(r["sampler"], r["budget"])])
@@ -191,6 +198,8 @@ def summary_grid(df: pd.DataFrame, links: Links = _no_links) -> Table:
                      c(f"{r['fit_s']:.3f}", r["fit_s"]), c(f"{r['select_s']:.3f}", r["select_s"]),
                      c(_num(r["speedup"], ".1f", "×"), r["speedup"]),
                      c(_num(r["speedup_with_selection"], ".1f", "×"), r["speedup_with_selection"]),
+                     c(_num(r["break_even"], ".0f"), r["break_even"]),
+                     c(_num(r["peak_host_bytes"] / 2**20, ".0f"), r["peak_host_bytes"] / 2**20),
                      c(str(r["seeds"]), r["seeds"])])
     return Table("summary", "Summary", headers, body)
 
@@ -567,7 +576,12 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
             lines += ["No full-data rows: add the `full` sampler to get % of full data and speed-ups.", ""]
             notes.append("No full-data rows: add the full sampler to get % of full data and speed-ups.")
         summary = summary_grid(part, links)
-        lines += [markdown_table(summary), ""]
+        summary.note = ("Speed-up: full-data fit time ÷ subset fit time (incl. selection: ÷ subset fit + one "
+                        "selection from scratch). Break-even trainings: the smallest N for which selecting once "
+                        "and training on the subset N times costs less than N full-data trainings, "
+                        "N > select ÷ (full fit − subset fit); – where the subset fit is not cheaper. Peak MiB: "
+                        "the largest host memory (RSS) of the unit's phases, measured.")
+        lines += [markdown_table(summary), "", summary.note, ""]
         tables = [summary]
         compared = part[part["sampler"] != FULL]
         sig = baseline_table(compared, SIGNIFICANCE_METRIC, per_user=[per_user[i] for i in compared["_i"]])

@@ -548,6 +548,15 @@ def _nan_if_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: math.nan if v is None else v for k, v in values.items()}
 
 
+def _peak_host_bytes(row: dict[str, Any]) -> float:
+    """The largest host peak of the row's measured phases (select, tune, fit, evaluate); NaN if not measured."""
+    measured = (row.get("memory") or {}).get("measured") if isinstance(row.get("memory"), dict) else None
+    peaks = [m.get("host_peak_bytes") for m in measured.values() if isinstance(m, dict)] if isinstance(measured, dict) \
+        else []
+    peaks = [p for p in peaks if _is_number(p)]
+    return float(max(peaks)) if peaks else math.nan
+
+
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """One flat record per row: configuration, subset size, test metrics, timings.
 
@@ -573,6 +582,7 @@ def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         rec.update(subset)
         rec.update(timings)
         rec["device"] = row["environment"]["device"]
+        rec["peak_host_bytes"] = _peak_host_bytes(row)
         records.append(rec)
     df = pd.DataFrame.from_records(records)
     for column in EXPORT_COLUMNS:
