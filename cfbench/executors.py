@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import socket
 import time
 import traceback
@@ -110,7 +111,10 @@ class _RayDriver:
         return self.split_refs[seed]
 
     def options(self, unit: _Unit, pending: Sequence[_Slot]) -> dict[str, Any]:
-        env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+        # Ray sets OMP_NUM_THREADS=num_cpus in its workers, and XLA's CPU thread count changes the last bits
+        # of large products (and λ = 0 solves a lot more): pass the driver's setting, where empty = XLA's
+        # default (every core of the node), so rows equal the local executor's on the same machine.
+        env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
         opts: dict[str, Any] = {"num_cpus": self.config.cpus_per_unit, "max_retries": 0}
         # Ray packs tasks on a node by their host memory too: ask for the planner's prediction (capped by
         # the largest node, so that a unit the planner will record as infeasible is still scheduled).

@@ -74,8 +74,9 @@ from cfbench.sampling import Sampler, SelectionData
 from cfbench.splits import Split
 from cfbench.subsets import SyntheticUsers
 
-__all__ = ["DistillCF", "DistillCFConfig", "DistillRun", "DistillationDiverged", "check_synthetic", "distillation_loss",
-           "krr_predict", "multi_gumbel_sum", "relaxed_multi_hot"]
+__all__ = ["DistillCF", "DistillCFConfig", "DistillRun", "Distillation", "DistillationDiverged", "check_synthetic",
+           "distillation_loss", "finite_adam_step", "krr_predict", "multi_gumbel_sum", "multinomial_nll",
+           "relaxed_multi_hot"]
 
 log = logging.getLogger(__name__)
 
@@ -333,13 +334,10 @@ class DistillRun:
                 "compile_s": self.compile_seconds, "step_s": self.seconds_per_step}
 
 
-@functools.lru_cache(maxsize=16)
-def _make_step(lr: float, mean_train_length: float, tau: float, n_samples: int, cardinality: float,
-               ntk_config: NTKConfig):
-    """The jitted Adam step (cached, so repeated runs with the same settings compile once)."""
+def finite_adam_step(lr: float, loss):
+    """(optimizer, jitted Adam step on ``loss(logits, key, target_blocks, n_targets, lam) -> (value, parts)``);
+    a step whose loss or gradient is not finite leaves Z and Adam's state unchanged (reported as ``finite``)."""
     optimizer = optax.adam(lr)
-    loss = functools.partial(distillation_loss, mean_train_length=mean_train_length, tau=tau, n_samples=n_samples,
-                             cardinality=cardinality, config=ntk_config)
 
     @jax.jit
     def step(logits, opt_state, key, target_blocks, n_targets, lam):
@@ -350,6 +348,15 @@ def _make_step(lr: float, mean_train_length: float, tau: float, n_samples: int, 
         new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, opt_state)
         return new_logits, new_state, value, parts, finite
     return optimizer, step
+
+
+@functools.lru_cache(maxsize=16)
+def _make_step(lr: float, mean_train_length: float, tau: float, n_samples: int, cardinality: float,
+               ntk_config: NTKConfig):
+    """The jitted Adam step (cached, so repeated runs with the same settings compile once)."""
+    loss = functools.partial(distillation_loss, mean_train_length=mean_train_length, tau=tau, n_samples=n_samples,
+                             cardinality=cardinality, config=ntk_config)
+    return finite_adam_step(lr, loss)
 
 
 def _target_blocks(rows: sp.csr_matrix, block: int) -> tuple[jax.Array, jax.Array]:
@@ -373,7 +380,22 @@ class Distillation:
 
     All candidates of a race start from the same users and draw the same Gumbel noise and user
     batches (common random numbers), so they differ only in (τ, c).
+
+    The inner model is ∞-AE; another inner model subclasses this and overrides :attr:`name`,
+    :meth:`make_step` (the jitted Adam step on its loss) and :meth:`validate` (its λ search).
     """
+
+    name = "distill-cf"  # in log lines and error messages
+
+    def make_step(self, mean_train_length: float, tau: float, cardinality: float, ntk_config: NTKConfig):
+        """(optimizer, jitted step) for the loss through ∞-AE (:func:`distillation_loss`)."""
+        cfg = self.cfg
+        return _make_step(cfg.lr, mean_train_length, tau, cfg.samples_per_user, cardinality, ntk_config)
+
+    @staticmethod
+    def validate(xs: np.ndarray, split: Split, grid: tuple[float, ...]) -> tuple[float, float]:
+        """(best λ, validation HR@100) of the inner model with support ``xs`` over ``grid``."""
+        return _validate(xs, split, grid)
 
     def __init__(self, data: SelectionData, cfg: DistillCFConfig, tau: float, cardinality: float,
                  init_users: np.ndarray, seed: int, initial: tuple[float, float] | None = None,
@@ -384,8 +406,7 @@ class Distillation:
         self.budget = len(init_users)
         self.val_split = data.validation_split()
         self.batch = self.n_users if cfg.batch_users == 0 else min(cfg.batch_users, self.n_users)
-        self.optimizer, self.step_fn = _make_step(cfg.lr, self.train.nnz / self.n_users, tau, cfg.samples_per_user,
-                                                  cardinality, ntk_config)
+        self.optimizer, self.step_fn = self.make_step(self.train.nnz / self.n_users, tau, cardinality, ntk_config)
         init = self.train[init_users].toarray().astype(np.float32)
         self.logits = jnp.asarray(init)
         self.opt_state = self.optimizer.init(self.logits)
@@ -394,7 +415,7 @@ class Distillation:
         self.full_targets = None
         if self.batch == self.n_users:  # all users every step: one dense copy, shared by the candidates of a race
             self.full_targets = full_targets or _target_blocks(self.train, cfg.block_users)
-        self.lam, hr0 = initial if initial is not None else _validate(init, self.val_split, cfg.lambda_grid)
+        self.lam, hr0 = initial if initial is not None else self.validate(init, self.val_split, cfg.lambda_grid)
         self.best = (-np.inf, 0, self.lam, init)  # hr@100, step, λ, matrix (the trace keeps the initial users' score)
         self.trace: list[dict[str, float]] = [{"step": 0, "hr@100": hr0, "lambda": self.lam}]
         self.step = 0
@@ -438,9 +459,9 @@ class Distillation:
             else:
                 self.skipped += 1
                 self.consecutive += 1
-                log.warning("distill-cf b=%d τ=%g c=%g step %d: non-finite loss or gradient, step skipped "
-                            "(%d in a row, %d in all)", self.budget, self.tau, self.cardinality, i, self.consecutive,
-                            self.skipped)
+                log.warning("%s b=%d τ=%g c=%g step %d: non-finite loss or gradient, step skipped "
+                            "(%d in a row, %d in all)", self.name, self.budget, self.tau, self.cardinality, i,
+                            self.consecutive, self.skipped)
                 self._check_skipped(i)
             if bar is not None:
                 bar.update()
@@ -449,7 +470,7 @@ class Distillation:
                 self._evaluate(i, value, parts)
 
     def _where(self) -> str:
-        return f"distill-cf (b={self.budget}, τ={self.tau:g}, c={self.cardinality:g})"
+        return f"{self.name} (b={self.budget}, τ={self.tau:g}, c={self.cardinality:g})"
 
     def _advice(self) -> str:
         cfg = self.cfg
@@ -476,20 +497,20 @@ class Distillation:
             raise DistillationDiverged(f"{self._where()}: the synthetic sample at step {i} is not finite; "
                                        f"{self._advice()}", i, self.skipped)
         try:
-            self.lam, hr = _validate(xs, self.val_split, cfg.lambda_grid)
+            self.lam, hr = self.validate(xs, self.val_split, cfg.lambda_grid)
         except NumericalError as err:
             raise DistillationDiverged(f"{self._where()}: no λ of {cfg.lambdas} fits the synthetic sample at step {i} "
                                        f"({err}); {self._advice()}", i, self.skipped) from err
         self.trace.append({"step": i, "loss": float(value), "nll": float(parts.nll),
                            "cardinality": float(parts.cardinality), "lambda": self.lam, "hr@100": hr,
                            "mean_row_sum": float(xs.sum(axis=1).mean())})
-        log.info("distill-cf b=%d τ=%g c=%g step %d: loss %.4f, val HR@100 %.2f (λ=%g), mean row sum %.1f",
+        log.info("%s b=%d τ=%g c=%g step %d: loss %.4f, val HR@100 %.2f (λ=%g), mean row sum %.1f", self.name,
                  self.budget, self.tau, self.cardinality, i, float(value), hr, self.lam, self.trace[-1]["mean_row_sum"])
         if hr > self.best[0]:
             self.best = (hr, i, self.lam, xs)
         elif i - self.best[1] >= cfg.patience:
-            log.info("distill-cf b=%d τ=%g: no improvement for %d steps, stopping at step %d", self.budget, self.tau,
-                     cfg.patience, i)
+            log.info("%s b=%d τ=%g: no improvement for %d steps, stopping at step %d", self.name, self.budget,
+                     self.tau, cfg.patience, i)
             self.stopped_early = True
 
     def result(self) -> DistillRun:
@@ -499,29 +520,32 @@ class Distillation:
 
 
 def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: np.ndarray,
-            seed: int) -> tuple[DistillRun, list[DistillRun]]:
-    """Train cfg's (τ, c) candidates (all fully, or a race of ``race_steps``); return (best on validation, all)."""
+            seed: int, run_class: type[Distillation] = Distillation) -> tuple[DistillRun, list[DistillRun]]:
+    """Train cfg's (τ, c) candidates (all fully, or a race of ``race_steps``); return (best on validation, all).
+
+    ``run_class`` is the optimisation of one candidate (:class:`Distillation`: ∞-AE as the inner model)."""
+    name = run_class.name
     candidates = cfg.candidates()
     val_split = data.validation_split()
-    initial = _validate(data.train[init_users].toarray().astype(np.float32), val_split, cfg.lambda_grid)
-    log.info("distill-cf b=%d: initial users val HR@100 %.2f (λ=%g)", budget, initial[1], initial[0])
+    initial = run_class.validate(data.train[init_users].toarray().astype(np.float32), val_split, cfg.lambda_grid)
+    log.info("%s b=%d: initial users val HR@100 %.2f (λ=%g)", name, budget, initial[1], initial[0])
     full_batch = cfg.batch_users == 0 or cfg.batch_users >= data.n_users
     dense_gb = data.n_users * data.n_items * 4 / 1e9
     if full_batch and dense_gb > LARGE_TARGETS_GB:
-        log.warning("distill-cf: all %d users × %d items as dense float32 targets take %.1f GB and every step "
-                    "scores them all; pass batch_users (e.g. distill-cf:batch_users=2048) to mini-batch",
-                    data.n_users, data.n_items, dense_gb)
+        log.warning("%s: all %d users × %d items as dense float32 targets take %.1f GB and every step "
+                    "scores them all; pass batch_users (e.g. %s:batch_users=2048) to mini-batch",
+                    name, data.n_users, data.n_items, dense_gb, name)
     full = _target_blocks(data.train, cfg.block_users) if full_batch else None
-    runs = [Distillation(data, cfg, tau, c, init_users, seed, initial, full) for tau, c in candidates]
+    runs = [run_class(data, cfg, tau, c, init_users, seed, initial, full) for tau, c in candidates]
     race = cfg.race_steps if len(runs) > 1 and cfg.race_steps > 0 else cfg.steps
     total = race * (len(runs) - 1) + cfg.steps if len(runs) > 1 and cfg.race_steps > 0 else cfg.steps * len(runs)
-    with unit_progress(total, f"distill-cf b={budget}", unit="step") as bar:
+    with unit_progress(total, f"{name} b={budget}", unit="step") as bar:
         try:
             for run in runs:
                 run.run(race, bar)
             winner = max(runs, key=lambda r: r.best_hr100)  # ties: the first candidate
             if len(runs) > 1:
-                log.info("distill-cf b=%d: τ=%g c=%g is best after %d steps (val HR@100 %.2f)%s", budget, winner.tau,
+                log.info("%s b=%d: τ=%g c=%g is best after %d steps (val HR@100 %.2f)%s", name, budget, winner.tau,
                          winner.cardinality, winner.step, winner.best_hr100,
                          "; training it on" if not winner.finished else "")
             winner.run(cfg.steps, bar)
@@ -549,6 +573,8 @@ class DistillCF(Sampler):
     description = "Distill-CF: synthetic users learned by meta-gradients through ∞-AE (multi-Gumbel, Adam)."
     Config = DistillCFConfig
     version = "2"  # 2: τ candidates raced on validation; the initial users are a validation candidate
+    #: One candidate's optimisation; its inner model (here ∞-AE) is what a subclass changes.
+    Run: type[Distillation] = Distillation
 
     def memory_footprint(self, shape: UnitShape) -> Footprint:
         """Every candidate's state, the dense targets, one step and a validation λ search
@@ -561,14 +587,14 @@ class DistillCF(Sampler):
 
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> SyntheticUsers:
         if budget < 1:
-            raise ValueError(f"distill-cf needs a budget ≥ 1, got {budget}")
+            raise ValueError(f"{self.name} needs a budget ≥ 1, got {budget}")
         for attr in ("result_", "runs_", "failure_"):  # nothing from an earlier call leaks into the diagnostics
             self.__dict__.pop(attr, None)
         b = min(budget, data.n_users)
         init_users = np.sort(rng.choice(data.n_users, size=b, replace=False))
         seed = int(rng.integers(2**31 - 1))
         try:
-            self.result_, self.runs_ = distill(data, b, self.config, init_users, seed)
+            self.result_, self.runs_ = distill(data, b, self.config, init_users, seed, self.Run)
         except DistillationDiverged as err:
             self.failure_ = {"error": str(err), "failed_step": err.step, "skipped_steps": err.skipped,
                              "skipped_steps_total": sum(c["skipped_steps"] for c in err.candidates),
@@ -576,7 +602,7 @@ class DistillCF(Sampler):
             raise
         matrix = np.asarray(self.result_.matrix, dtype=np.float32)
         try:
-            check_synthetic(matrix, f"distill-cf (b={b}, τ={self.result_.tau:g}, c={self.result_.cardinality:g})")
+            check_synthetic(matrix, f"{self.name} (b={b}, τ={self.result_.tau:g}, c={self.result_.cardinality:g})")
         except DistillationDiverged as err:
             self.failure_ = {**self.diagnostics(), "error": str(err)}
             raise
