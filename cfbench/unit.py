@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import json
+import logging
 import os
 import socket
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 from cfbench.devices import on_device
 from cfbench.evaluation import SELECTION_METRIC, evaluate, evaluation_task, select_lambda
 from cfbench.guard import Deadline, UnitFailure, guarded
-from cfbench.memory import PeakMemory, UnitShape, memory_limit, plan_model, plan_unit
+from cfbench.memory import PeakMemory, UnitShape, evaluation_task_footprint, memory_limit, plan_model, plan_unit
 from cfbench.models.base import Recommender
 from cfbench.peruser import encode_per_user
 from cfbench.results import environment
@@ -39,8 +40,10 @@ __all__ = ["FIT_REPEATS", "FIT_REPEAT_BUDGET_S", "UnitTask", "UnitResult", "comp
 #: FIT_REPEAT_BUDGET_S seconds; the row's ``fit_s`` is their median (each run in ``fit_runs_s``).
 FIT_REPEATS = 3
 log = logging.getLogger("cfbench")
-#: Fingerprints of the splits this process has evaluated on (their evaluation tasks and gathers exist).
+#: Fingerprints of the splits this process has evaluated on (their AUC gathers are compiled).
 _EVALUATED: set[str] = set()
+#: Split objects whose evaluation tasks are built (cached on the object; a Ray worker gets a new object per task).
+_TASKS_BUILT: weakref.WeakSet[Split] = weakref.WeakSet()
 FIT_REPEAT_BUDGET_S = 2.0
 
 
@@ -143,7 +146,7 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
     if limit is None and task.memory_share < 1.0:
         limit = int(memory_limit(device) * task.memory_share)
     plan = plan_unit(task.sampler, task.models, shape, limit=limit, device=device,
-                     tasks_built=fingerprint in _EVALUATED)
+                     tasks_built=split in _TASKS_BUILT)
     selection_fits = plan.selection_counted.peak_bytes <= plan.limit_bytes
     if not selection_fits or not any(m.feasible for m in plan.models):
         # Nothing would be trained: do not even select (per model, the post-selection plan decides).
@@ -169,11 +172,14 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
     select_timings = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
                       "select_cost_s": select_sw.seconds + (reused if isinstance(reused, float | int) else 0.0)}
     retained = plan.support_bytes + plan.selection.retained_bytes
+    # Building the split's validation and test tasks (first evaluation of this split object).
+    tasks_bytes = evaluation_task_footprint(shape.n_users, shape.n_items, shape.nnz).peak_bytes
     for i, (model, batch) in enumerate(zip(task.models, task.batch_sizes)):
         # With the real support size the plan is tighter; it may lower the evaluation batch to fit.
         model_plan = plan_model(model, dataclasses.replace(shape, n_support=int(support.shape[0]), batch_size=batch,
                                                            eval_compiled=fingerprint in _EVALUATED),
-                                limit=limit, device=device, extra_bytes=retained)
+                                limit=limit, device=device, extra_bytes=retained + (0 if split in _TASKS_BUILT else
+                                                                                   tasks_bytes))
         if not model_plan.feasible:
             done(i, infeasible_body(model_plan.reason, model_plan.record()))
             continue
@@ -189,6 +195,7 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
             done(i, failure)
             continue
         _EVALUATED.add(fingerprint)
+        _TASKS_BUILT.add(split)
         body.update({"status": "ok", "subset_kind": subset.kind, "subset": size, "selection": diagnostics})
         body["timings"] = {**select_timings, **body["timings"]}
         body["memory"] = {"plan": model_plan.record(), "measured": {"select": select_mem.record(),
