@@ -562,18 +562,22 @@ def _read_ml100k(path: Path, name: str) -> Interactions:
                                integers_only=True, hint="expected tab-separated 'user item rating timestamp' lines")
 
 
-def _read_ml1m(path: Path, name: str) -> Interactions:
-    # "::"-separated; the shared copy has no timestamp column.
+def _read_rating_lines(path: Path, name: str, sep: str, hint: str) -> Interactions:
+    """Header-less ``user<sep>item<sep>rating[<sep>timestamp]`` lines with integer ids (the timestamp optional)."""
     text = _read_text(path)
-    hint = "expected 'user::item::rating[::timestamp]' lines"
     if _BLANK.fullmatch(text):
         raise _error(path, f"is empty; {hint}")
     lineno, line = _first_line(text)
-    ncols = line.count("::") + 1
+    ncols = line.count(sep) + 1
     if ncols not in (3, 4):
-        raise _error(path, f"line {lineno} has {ncols} fields; {hint}")
-    return _parse_interactions(path, text, name=name, sep="::", header=False, columns=ROLES[:ncols],
+        raise _error(path, f"line {lineno} has {ncols} field{'s' if ncols != 1 else ''} separated by {sep!r}; {hint}")
+    return _parse_interactions(path, text, name=name, sep=sep, header=False, columns=ROLES[:ncols],
                                integers_only=True, hint=hint)
+
+
+def _read_ml1m(path: Path, name: str) -> Interactions:
+    # "::"-separated; the shared copy has no timestamp column.
+    return _read_rating_lines(path, name, "::", "expected 'user::item::rating[::timestamp]' lines")
 
 
 def _parse_lightgcn(path: Path, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -643,16 +647,8 @@ def _read_amazon_ratings(path: Path, name: str) -> Interactions:
 
 def _read_douban(path: Path, name: str) -> Interactions:
     """Douban ratings as released by Zhu et al. (DTCDR): tab-separated ``user item rating[ timestamp]``, no header."""
-    text = _read_text(path)
-    hint = "expected tab-separated 'user item rating[ timestamp]' lines without a header"
-    if _BLANK.fullmatch(text):
-        raise _error(path, f"is empty; {hint}")
-    lineno, line = _first_line(text)
-    ncols = line.count("\t") + 1
-    if ncols not in (3, 4):
-        raise _error(path, f"line {lineno} has {ncols} tab-separated field{'s' if ncols != 1 else ''}; {hint}")
-    return _parse_interactions(path, text, name=name, sep="\t", header=False, columns=ROLES[:ncols],
-                               integers_only=True, hint=hint)
+    return _read_rating_lines(path, name, "\t",
+                              "expected tab-separated 'user item rating[ timestamp]' lines without a header")
 
 
 NETFLIX_HINT = "expected the Netflix prize format: a 'MovieID:' line, then one 'CustomerID,Rating,YYYY-MM-DD' line " \
