@@ -272,6 +272,15 @@ def test_the_suite_records_the_chosen_temperature_in_each_row(tmp_path):
     cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in line.split("|")]))
     assert cells["sampler"] == row["sampler_spec"] and cells["budget"] == "5" and cells["seed"] == "0"
     assert float(cells["tau"]) == selection["tau"] and int(cells["best_step"]) == selection["best_step"]
+    # how many validation users the choice rested on: those with validation items in the split
+    n_val = int(np.sum(np.diff(small_split_val_indptr(row)) > 0))
+    assert int(cells["val users"].replace(",", "")) == row["n_eval_users"]["val"] == n_val
+
+
+def small_split_val_indptr(row):
+    from cfbench.datasets import load_dataset
+    from cfbench.splits import reference_split
+    return reference_split(load_dataset(row["dataset"]), seed=row["seed"]).val.indptr
 
 
 def test_full_batch_on_large_data_warns_to_mini_batch(toy_split_data, monkeypatch, caplog):
