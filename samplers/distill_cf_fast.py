@@ -39,7 +39,8 @@ class DistillCFFastConfig(DistillCFConfig):
     mini-batch of real users."""
 
     batch_users: int = 1024  # real users per step (a new random batch each step); 0 = all users
-    draws: int = 20  # S′ Gumbel draws per step and per validation sample, each weighing S / S′
+    draws: int = 20  # S′ Gumbel draws per step, each weighing S / S′
+    validation_draws: int = 0  # Gumbel draws of a validation sample (the kept matrix); 0 = all S
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,7 +58,8 @@ class FastDistillation(Distillation):
         return _make_step(cfg.lr, mean_train_length, tau, cfg.samples_per_user, cardinality, ntk_config, cfg.draws)
 
     def sample(self, logits: jax.Array, key: jax.Array) -> jax.Array:
-        return relaxed_multi_hot(logits, key, self.tau, self.cfg.samples_per_user, self.cfg.draws)
+        draws = self.cfg.samples_per_user if self.cfg.validation_draws == 0 else self.cfg.validation_draws
+        return relaxed_multi_hot(logits, key, self.tau, self.cfg.samples_per_user, draws)
 
 
 class DistillCFFast(DistillCF):
