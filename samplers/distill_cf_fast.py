@@ -11,7 +11,9 @@ side in ``docs/performance.md``):
    Where the cap never binds (τ = 5, whose rows are soft: every entry ≈ S/d) only the variance
    changes. Where it binds (τ = 1, peaked rows) a row holds at most S′ distinct argmaxes instead of
    S, so the distribution changes too; the τ candidates are raced on validation as before. The
-   validation samples, and so the kept synthetic matrix, use the same estimator.
+   validation samples, and so the kept synthetic matrix, are drawn with all S draws (one forward
+   pass every ``eval_every`` steps): the estimator's extra noise stays out of the data that is kept
+   (``validation_draws`` = S′ puts it back in).
 2. **A mini-batch of real users per step** (``batch_users`` = 1024 by default, drawn without
    replacement, a new batch every step) instead of all of them: the ∞-AE part of the step (the
    query kernel Θ(X_B, X̃), the prediction and the loss) scales with the batch.
@@ -46,6 +48,9 @@ class DistillCFFastConfig(DistillCFConfig):
         super().__post_init__()
         if not 1 <= self.draws <= self.samples_per_user:
             raise ValueError(f"draws must be in [1, samples_per_user = {self.samples_per_user}], got {self.draws}")
+        if not 0 <= self.validation_draws <= self.samples_per_user:
+            raise ValueError(f"validation_draws must be in [0, samples_per_user = {self.samples_per_user}] "
+                             f"(0 = all), got {self.validation_draws}")
 
 
 class FastDistillation(Distillation):

@@ -91,6 +91,19 @@ def test_config_defaults_and_errors():
         DistillCFFastConfig(draws=300)
     with pytest.raises(ValueError, match="draws must be"):
         DistillCFFastConfig(draws=0)
+    with pytest.raises(ValueError, match=r"^validation_draws must be in \[0, samples_per_user = 200\]"):
+        DistillCFFastConfig(validation_draws=201)
+
+
+def test_validation_samples_use_all_draws_unless_told(toy_data):
+    """The step estimates X̃ from S′ draws; the validation sample (the matrix that is kept) uses all S by default."""
+    from samplers.distill_cf_fast import FastDistillation
+    logits, key = jnp.asarray(np.random.default_rng(5).normal(size=(4, toy_data.n_items)), jnp.float32), jax.random.key(1)
+    for validation_draws, draws in ((0, 40), (4, 4), (10, 10)):
+        cfg = DistillCFFastConfig(**{**TINY, "validation_draws": validation_draws})
+        run = FastDistillation(toy_data, cfg, 5.0, 1e-3, np.arange(4), 0, (1.0, 0.0))
+        np.testing.assert_array_equal(np.asarray(run.sample(logits, key)),
+                                      np.asarray(relaxed_multi_hot(logits, key, 5.0, 40, draws)))
 
 
 @pytest.fixture(scope="module")
