@@ -954,12 +954,14 @@ def locate(name: str, data_dir: str | Path | None = None) -> Path | None:
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Interactions:
-    """Load a built-in dataset by name, a synthetic one (``synth-netflix``, ``synth:users=...``), or any CSV/TSV
-    file by path."""
-    from cfbench import synthetic  # here: cfbench.synthetic imports this module
+    """Load a built-in dataset by name, a synthetic one (``synth-netflix``, ``synth:users=...``), a thinned variant
+    of one (``thin:ml-100k,per_user=4-8``, :mod:`cfbench.thinning`), or any CSV/TSV file by path."""
+    from cfbench import synthetic, thinning  # here: both import this module
 
     if synthetic.is_synthetic_name(name):
         return synthetic.load_synthetic(name)
+    if thinning.is_thinned_name(name):
+        return thinning.load_thinned(name, data_dir)
     if name in DATASETS:
         path = locate(name, data_dir)
         if path is None:
@@ -974,7 +976,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Interactions:
     if path.exists() or os.sep in name or (os.altsep and os.altsep in name) or path.suffix:
         return read_interaction_file(path)  # refuses directories and missing files with a clear message
     raise DatasetError(f"unknown dataset {name!r}: use one of {', '.join([*DATASETS, *synthetic.PRESETS])}, "
-                       f"{synthetic.PARAMETRIC_FORM} or a path to a CSV/TSV file")
+                       f"{synthetic.PARAMETRIC_FORM}, {thinning.FORM} or a path to a CSV/TSV file")
 
 
 # ----------------------------------------------------------------------------- downloads
