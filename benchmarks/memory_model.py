@@ -30,8 +30,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN = "<!-- memory_model.py: begin (written by benchmarks/memory_model.py; re-run it to refresh) -->"
-END = "<!-- memory_model.py: end -->"
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.sections import write_section  # noqa: E402
+
 MiB = 1 << 20
 
 #: (label, dataset or None for random data, users, items, support users or None for all)
@@ -175,7 +177,6 @@ def section(results: list[dict]) -> str:
     from cfbench.memory import GATHER_PROGRAM_BYTES, RUNTIME_OVERHEAD_BYTES
 
     lines = [
-        BEGIN,
         "## Memory planner",
         "",
         ("`cfbench/memory.py` predicts the peak memory of a unit before it runs (`plan_unit`, `plan_model`) and "
@@ -211,19 +212,8 @@ def section(results: list[dict]) -> str:
          "as an upper bound. In a long-running process the programs of a split's evaluation are compiled by its "
          "first unit (`UnitShape(eval_compiled=True)` drops that term afterwards). The EASE rows with fewer support "
          "users than items use the dual solver (n × n and n × d matrices only)."),
-        END,
     ]
     return "\n".join(lines)
-
-
-def write_section(path: Path, text: str) -> None:
-    old = path.read_text() if path.exists() else "# Performance\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + text + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
 
 
 def main() -> int:
@@ -264,7 +254,7 @@ def main() -> int:
     if args.no_write:
         print(text)
     else:
-        write_section(Path(args.out), text)
+        write_section(Path(args.out), "memory_model.py", text)
         print(f"wrote the Memory planner section of {args.out}")
     return 0
 

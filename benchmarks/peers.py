@@ -43,6 +43,7 @@ from scipy.linalg import lapack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.sections import write_section  # noqa: E402
 from cfbench.datasets import load_dataset  # noqa: E402
 from cfbench.evaluation import evaluate, evaluation_task, select_lambda  # noqa: E402
 from cfbench.models import EASE, InfiniteAE  # noqa: E402
@@ -353,9 +354,7 @@ def write_report(path: Path, rows, n: int, d: int, nnz: int, r: int, rs: int, sk
         return "—" if v is None else f"{v:.2f}"
 
     lines = [
-        "# Performance",
-        "",
-        "Written by `benchmarks/peers.py` (re-run it to refresh; it overwrites this file).",
+        "Written by `benchmarks/peers.py` (re-run it to refresh; it replaces this section only).",
         "",
         f"ML-1M train: {n:,} users × {d:,} items, {nnz:,} interactions. Seconds, median of {r} runs "
         f"(λ searches: median of {rs}) after a warm-up.",
@@ -371,8 +370,7 @@ def write_report(path: Path, rows, n: int, d: int, nnz: int, r: int, rs: int, sk
     if skip_search:
         lines += ["", "λ searches were skipped (`--skip-search`)."]
     lines += ["", NOTES]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    write_section(path, "peers.py", "\n".join(lines))
 
 
 if __name__ == "__main__":
