@@ -231,17 +231,17 @@ def selection_grid(rows: list[dict[str, Any]], row_links: list[tuple[tuple[str, 
     on_validation = any(k.startswith("val_") for k in keys)
     headers = ["sampler", "budget", "seed", *keys, *(["val users"] if on_validation else []), "select s"]
 
-    def val_users(r: dict[str, Any]) -> list[Cell]:
+    def val_users(r: dict[str, Any], lk: tuple[tuple[str, str], ...]) -> list[Cell]:
         if not on_validation:
             return []
         n = r.get("n_eval_users", {}).get("val")
-        return [Cell("" if n is None else f"{n:,}", n)]
+        return [Cell("", None) if n is None else Cell(f"{n:,}", n, lk)]
 
     def c(value: Any, lk: tuple[tuple[str, str], ...]) -> Cell:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         return Cell(_cell(value), value if number else None, lk if number else ())
     body = [[Cell(r["sampler_spec"]), Cell(str(r["budget"]), r["budget"]), Cell(str(r["seed"]), r["seed"]),
-             *(c(r["selection"].get(k, ""), lk) for k in keys), *val_users(r),
+             *(c(r["selection"].get(k, ""), lk) for k in keys), *val_users(r, lk),
              Cell(f"{r['timings']['select_s']:.1f}", r["timings"]["select_s"], lk)] for r, lk in picked]
     return Table("selection", "What self-tuning samplers chose", headers, body,
                  "From each row's selection (e.g. Distill-CF's τ, best step and validation HR@100, seconds per step "
