@@ -189,6 +189,10 @@ def _evaluate_many(models: Sequence[Scorer], task: EvaluationTask, batch_size: i
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    if len(task.users) == 0:
+        raise ValueError(f"no user has {task.phase} items in this split, so there is nothing to rank"
+                         + (": λ cannot be chosen on validation (the protocol gives validation items only to users "
+                            "with ≥ 6 interactions)" if task.phase == "val" else ""))
     n_items = task.inputs.shape[1]
     k_max = min(max(cutoffs), n_items)
     names = [f"{m}@{k}" for k in cutoffs for m in ("hr", "ndcg", "psp")]

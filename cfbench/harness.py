@@ -40,7 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cfbench.claims import Claim, abandoned_attempt, claim, remove_finished_claims
-from cfbench.datasets import Interactions, load_dataset
+from cfbench.datasets import DatasetError, Interactions, load_dataset
 from cfbench.devices import resolve_device
 from cfbench.files import atomic_write_bytes, describe_os_error, remove_orphans
 from cfbench.guard import UnitFailure
@@ -476,6 +476,18 @@ def _check_writable(results_dir: Path) -> None:
         raise ResultsError(f"results directory {results_dir} is not a directory; pass another --results-dir")
 
 
+def _check_validation(split: Split, label: str) -> None:
+    """A one-line DatasetError, before anything is computed, when no user of ``split`` has validation items:
+    every model chooses λ (and Distill-CF its sample) on validation, so no row could be computed."""
+    if split.val.nnz == 0:
+        counts = np.diff(split.train_val.indptr) + np.diff(split.test.indptr)
+        raise DatasetError(
+            f"{label}, seed {split.seed}: no user has validation items, and every model chooses λ on validation; "
+            f"the protocol gives validation items only to users with ≥ 6 interactions and the most any user has "
+            f"here is {int(counts.max()) if counts.size else 0}: use a denser dataset (for a thin: variant, a "
+            f"per_user range reaching 6 or more)")
+
+
 def run_suite(config: SuiteConfig, progress: bool = True,
               on_row: Callable[[Path, dict[str, Any]], None] | None = None, dry_run: bool = False) -> RunSummary:
     """Run the suite; return a :class:`RunSummary` (iterating gives every row path the suite covers).
@@ -525,6 +537,8 @@ def _run(config: SuiteConfig, data: Interactions, samplers: list[Sampler], model
     run = _Run(config, data, progress, on_row)
     run.summary.log_file = log_file
     units = run.units(samplers, models)
+    for seed in config.seeds:
+        _check_validation(run.split(seed), run.label)
     run.summary.paths = [s.path for u in units for s in u.slots]
     states = {u.key: [_slot_state(s, run.limit)[0] for s in u.slots] for u in units}
     todo = [u for u in units if any(st != "done" for st in states[u.key])]

@@ -158,3 +158,11 @@ def test_evaluate_many_raises_a_models_numerical_error_and_select_lambda_skips_i
     results = evaluation._evaluate_many([nan_scores, good], task, 1024, evaluation.CUTOFFS)
     assert isinstance(results[0], NumericalError)
     _assert_same_result(results[1], evaluate(good, task))
+
+
+def test_a_validation_task_without_users_is_a_clear_error_not_an_empty_concatenate():
+    split = toy_split()
+    empty = dataclasses.replace(split, val=split.val.multiply(0).tocsr())
+    empty.val.eliminate_zeros()
+    with pytest.raises(ValueError, match="no user has val items in this split.*≥ 6 interactions"):
+        select_lambda(EASE(), split.train, empty)

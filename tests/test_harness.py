@@ -142,3 +142,14 @@ def test_a_row_whose_identity_was_edited_without_its_key_is_not_reused(tmp_path)
     path.write_text(json.dumps(row))
     assert run_suite(config, progress=False).computed == 1
     assert json.loads(path.read_text())["identity"]["budget"] == 10
+
+
+def test_a_split_without_validation_users_fails_before_anything_is_computed(tmp_path, capsys):
+    # Every user keeps 3–5 interactions: under the protocol nobody gets validation items, so no λ can be chosen.
+    argv = ["run", "--dataset", "thin:ml-latest-small,per_user=3-5", "--samplers", "random-users", "--models", "ease",
+            "--budgets", "10", "--seeds", "0,1", "--results-dir", str(tmp_path), "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "seed 0: no user has validation items" in err and "most any user has here is 5" in err
+    assert len(err.splitlines()) == 1
+    assert not list(tmp_path.rglob("*.json"))
