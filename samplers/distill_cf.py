@@ -327,8 +327,9 @@ class DistillRun:
     stopped_early: bool
     compile_seconds: float
     step_seconds: list[float]  # wall time of each step after the first, results ready
-    trace: list[dict[str, float]]  # one row per validation: step, loss, nll, cardinality, λ, hr@100, row sum
+    trace: list[dict[str, float]]  # one row per validation: step, loss, nll, cardinality, λ, score, row sum
     matrix: np.ndarray = dataclasses.field(repr=False)
+    score_name: str = "hr@100"  # the validation metric ``best_hr100`` and the trace's score hold
 
     @property
     def seconds_per_step(self) -> float:
@@ -337,7 +338,7 @@ class DistillRun:
     def summary(self) -> dict[str, float | int | bool]:
         """The run without its matrix and trace (JSON-serialisable)."""
         return {"tau": self.tau, "cardinality": self.cardinality, "best_step": self.best_step,
-                "val_hr@100": self.best_hr100, "lambda": self.best_lambda, "steps_run": self.steps_run,
+                f"val_{self.score_name}": self.best_hr100, "lambda": self.best_lambda, "steps_run": self.steps_run,
                 "skipped_steps": self.skipped_steps, "stopped_early": self.stopped_early,
                 "compile_s": self.compile_seconds, "step_s": self.seconds_per_step}
 
@@ -406,6 +407,17 @@ class Distillation:
         """(best λ, validation HR@100) of the inner model with support ``xs`` over ``grid``."""
         return _validate(xs, split, grid)
 
+    @classmethod
+    def score_name(cls, cfg: DistillCFConfig) -> str:
+        """The validation metric that :meth:`score_sample` returns (trace key, diagnostics ``val_<name>``)."""
+        return "hr@100"
+
+    @classmethod
+    def score_sample(cls, cfg: DistillCFConfig, xs: np.ndarray, split: Split) -> tuple[float, float]:
+        """(best λ, validation score) by which samples, steps and candidates are compared: :meth:`validate`
+        over ``cfg``'s λ grid. A subclass may compare them by another signal (and set :attr:`score_name`)."""
+        return cls.validate(xs, split, cfg.lambda_grid)
+
     def sample(self, logits: jax.Array, key: jax.Array) -> jax.Array:
         """One relaxed synthetic matrix X̃ from ``logits`` (validation draws it; the step draws its own)."""
         return relaxed_multi_hot(logits, key, self.tau, self.cfg.samples_per_user)
@@ -428,9 +440,9 @@ class Distillation:
         self.full_targets = None
         if self.batch == self.n_users:  # all users every step: one dense copy, shared by the candidates of a race
             self.full_targets = full_targets or _target_blocks(self.train, cfg.block_users)
-        self.lam, hr0 = initial if initial is not None else self.validate(init, self.val_split, cfg.lambda_grid)
+        self.lam, hr0 = initial if initial is not None else self.score_sample(cfg, init, self.val_split)
         self.best = (-np.inf, 0, self.lam, init)  # hr@100, step, λ, matrix (the trace keeps the initial users' score)
-        self.trace: list[dict[str, float]] = [{"step": 0, "hr@100": hr0, "lambda": self.lam}]
+        self.trace: list[dict[str, float]] = [{"step": 0, self.score_name(cfg): hr0, "lambda": self.lam}]
         self.step = 0
         self.skipped = 0
         self.consecutive = 0  # non-finite steps in a row
@@ -478,7 +490,7 @@ class Distillation:
                 self._check_skipped(i)
             if bar is not None:
                 bar.update()
-                bar.set_postfix(tau=f"{self.tau:g}", loss=f"{float(value):.4g}", best_val_hr100=f"{self.best[0]:.2f}")
+                bar.set_postfix(tau=f"{self.tau:g}", loss=f"{float(value):.4g}", best_val=f"{self.best[0]:.2f}")
             if i % cfg.eval_every == 0 or i == cfg.steps:
                 self._evaluate(i, value, parts)
 
@@ -509,15 +521,16 @@ class Distillation:
             raise DistillationDiverged(f"{self._where()}: the synthetic sample at step {i} is not finite; "
                                        f"{self._advice()}", i, self.skipped)
         try:
-            self.lam, hr = self.validate(xs, self.val_split, cfg.lambda_grid)
+            self.lam, hr = self.score_sample(cfg, xs, self.val_split)
         except NumericalError as err:
             raise DistillationDiverged(f"{self._where()}: no λ of {cfg.lambdas} fits the synthetic sample at step {i} "
                                        f"({err}); {self._advice()}", i, self.skipped) from err
         self.trace.append({"step": i, "loss": float(value), "nll": float(parts.nll),
-                           "cardinality": float(parts.cardinality), "lambda": self.lam, "hr@100": hr,
+                           "cardinality": float(parts.cardinality), "lambda": self.lam, self.score_name(cfg): hr,
                            "mean_row_sum": float(xs.sum(axis=1).mean())})
-        log.info("%s b=%d τ=%g c=%g step %d: loss %.4f, val HR@100 %.2f (λ=%g), mean row sum %.1f", self.name,
-                 self.budget, self.tau, self.cardinality, i, float(value), hr, self.lam, self.trace[-1]["mean_row_sum"])
+        log.info("%s b=%d τ=%g c=%g step %d: loss %.4f, val %s %.2f (λ=%g), mean row sum %.1f", self.name,
+                 self.budget, self.tau, self.cardinality, i, float(value), self.score_name(cfg), hr, self.lam,
+                 self.trace[-1]["mean_row_sum"])
         if hr > self.best[0]:
             self.best = (hr, i, self.lam, xs)
         elif i - self.best[1] >= cfg.patience:
@@ -528,7 +541,8 @@ class Distillation:
     def result(self) -> DistillRun:
         hr, step, lam, matrix = self.best
         return DistillRun(self.tau, self.cardinality, step, float(hr), float(lam), self.step, self.skipped,
-                          self.stopped_early, self.compile_seconds, self.step_seconds, self.trace, matrix)
+                          self.stopped_early, self.compile_seconds, self.step_seconds, self.trace, matrix,
+                          self.score_name(self.cfg))
 
 
 def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: np.ndarray,
@@ -539,8 +553,9 @@ def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: 
     name = run_class.name
     candidates = cfg.candidates()
     val_split = data.validation_split()
-    initial = run_class.validate(data.train[init_users].toarray().astype(np.float32), val_split, cfg.lambda_grid)
-    log.info("%s b=%d: initial users val HR@100 %.2f (λ=%g)", name, budget, initial[1], initial[0])
+    initial = run_class.score_sample(cfg, data.train[init_users].toarray().astype(np.float32), val_split)
+    log.info("%s b=%d: initial users val %s %.2f (λ=%g)", name, budget, run_class.score_name(cfg), initial[1],
+             initial[0])
     full_batch = cfg.batch_users == 0 or cfg.batch_users >= data.n_users
     dense_gb = data.n_users * data.n_items * 4 / 1e9
     if full_batch and dense_gb > LARGE_TARGETS_GB:
@@ -557,8 +572,8 @@ def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: 
                 run.run(race, bar)
             winner = max(runs, key=lambda r: r.best_hr100)  # ties: the first candidate
             if len(runs) > 1:
-                log.info("%s b=%d: τ=%g c=%g is best after %d steps (val HR@100 %.2f)%s", name, budget, winner.tau,
-                         winner.cardinality, winner.step, winner.best_hr100,
+                log.info("%s b=%d: τ=%g c=%g is best after %d steps (val %s %.2f)%s", name, budget, winner.tau,
+                         winner.cardinality, winner.step, run_class.score_name(cfg), winner.best_hr100,
                          "; training it on" if not winner.finished else "")
             winner.run(cfg.steps, bar)
         except DistillationDiverged as err:
