@@ -19,7 +19,7 @@ import numpy as np
 
 from cfbench.results import iter_rows
 
-DISTILLERS = ("distill-cf", "distill-cf-fast", "distill-cf-ease")
+DISTILLERS = ("distill-cf", "distill-cf-fast", "distill-cf-robust", "distill-cf-ease")
 
 
 def load(folders: list[Path]) -> dict[tuple[str, str, str, int, int], float]:
