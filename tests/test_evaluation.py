@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from cfbench import evaluation
 from cfbench.evaluation import evaluate, evaluate_many, evaluation_task, select_lambda
 from cfbench.models import EASE, InfiniteAE, NumericalError
+from cfbench.models.base import padded_coordinates
 from tests.conftest import toy_split
 
 
@@ -130,6 +133,12 @@ def test_select_lambda_equals_per_lambda_evaluate_bit_for_bit(monkeypatch, templ
         _assert_same_result(sel.validation, alone[sel.lam])
 
 
+def _rank(scores, masked, negatives, k=100):
+    mask = sp.csr_matrix(masked)
+    rows, cols, _ = padded_coordinates(mask, mask.shape[0])
+    return evaluation._mask_and_rank(scores, rows, cols, negatives, k)
+
+
 def test_ranking_per_chunk_equals_ranking_the_whole_batch():
     # evaluate ranks SCORE_CHUNK users at a time (the shipped rows ranked whole batches): top-k must not
     # depend on how many rows are ranked together, ties and masked items included.
@@ -137,12 +146,32 @@ def test_ranking_per_chunk_equals_ranking_the_whole_batch():
     scores = jnp.asarray(rng.integers(0, 20, size=(700, 150)).astype(np.float32))  # many ties
     masked = rng.random((700, 150)) < 0.3
     negatives = rng.integers(-1, 150, size=(700, 50))
-    whole = [np.asarray(a) for a in evaluation._mask_and_rank(scores, masked, negatives, 100)]
-    parts = [evaluation._mask_and_rank(scores[s:s + 256], masked[s:s + 256], negatives[s:s + 256], 100)
-             for s in range(0, 700, 256)]
+    whole = [np.asarray(a) for a in _rank(scores, masked, negatives)]
+    parts = [_rank(scores[s:s + 256], masked[s:s + 256], negatives[s:s + 256]) for s in range(0, 700, 256)]
     np.testing.assert_array_equal(np.concatenate([np.asarray(p[0]) for p in parts]), whole[0])
     np.testing.assert_array_equal(np.concatenate([np.asarray(p[1]) for p in parts]), whole[1])
     assert sum(int(p[2]) for p in parts) == int(whole[2]) == 0
+
+
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.3, 1.0])
+def test_mask_scattered_on_the_device_ranks_like_a_dense_mask(density):
+    # The exclusion mask is sent as padded (row, column) pairs and scattered in XLA; the ranking must be
+    # exactly top_k of the scores with the masked entries at −inf, ties included, padding dropped.
+    rng = np.random.default_rng(1)
+    scores = jnp.asarray(rng.integers(0, 10, size=(37, 120)).astype(np.float32))
+    masked = rng.random((37, 120)) < density
+    negatives = rng.integers(-1, 120, size=(37, 20))
+    ranked, neg, bad = _rank(scores, masked, negatives, k=50)
+    expected = jax.lax.top_k(jnp.where(jnp.asarray(masked), -jnp.inf, scores), 50)[1]
+    np.testing.assert_array_equal(np.asarray(ranked), np.asarray(expected))
+    np.testing.assert_array_equal(np.asarray(neg), np.take_along_axis(np.asarray(scores), np.maximum(negatives, 0), 1))
+    assert int(bad) == 0
+
+
+def test_nonzero_mask_equals_toarray_greater_than_zero():
+    m = sp.random(50, 80, density=0.1, random_state=3, format="csr", dtype=np.float32)
+    m.data[::7] = 0.0  # explicit zeros are not masked
+    np.testing.assert_array_equal(evaluation._nonzero_mask(m), m.toarray() > 0)
 
 
 def test_evaluate_many_raises_a_models_numerical_error_and_select_lambda_skips_it():

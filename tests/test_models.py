@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from cfbench.models import EASE, InfiniteAE, NumericalError
+from cfbench.models.base import as_dense
 from cfbench.ntk import ntk
 from tests.conftest import x64
 
@@ -197,3 +198,25 @@ def test_default_score_many_is_each_models_score():
     models = [fitted for _, fitted in EASE().fit_path(x, (1.0, 50.0))]
     for model, got in zip(models, EASE.score_many(xq, models), strict=True):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(model.score(xq)))
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
+def test_as_dense_scatters_sparse_input_exactly_like_toarray(fmt, dtype):
+    # as_dense builds sparse input on the device by a scatter; it must equal the host densify bit for bit,
+    # whatever the sparse format and value type (float64 values are rounded to float32 once, as before).
+    rng = np.random.default_rng(0)
+    dense = (rng.random((33, 57)) < 0.2) * rng.random((33, 57)) * 7
+    x = sp.coo_matrix(dense.astype(dtype)).asformat(fmt)
+    got = as_dense(x, jnp.float32)
+    assert got.dtype == jnp.float32 and got.shape == (33, 57)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(jnp.asarray(x.toarray(), dtype=jnp.float32)))
+
+
+def test_as_dense_sums_duplicate_entries_and_handles_empty_matrices():
+    dup = sp.coo_matrix((np.array([1.0, 2.0, 4.0], np.float32), (np.array([0, 0, 2]), np.array([1, 1, 0]))),
+                        shape=(3, 2))
+    np.testing.assert_array_equal(np.asarray(as_dense(dup, jnp.float32)), dup.toarray())
+    for shape in [(0, 5), (4, 5)]:
+        np.testing.assert_array_equal(np.asarray(as_dense(sp.csr_matrix(shape, dtype=np.float32), jnp.float32)),
+                                      np.zeros(shape, np.float32))

