@@ -35,6 +35,7 @@ __all__ = [
     "EvaluationResult",
     "EvaluationTask",
     "LambdaSelection",
+    "best_lambda",
     "evaluate",
     "evaluate_many",
     "evaluation_task",
@@ -193,12 +194,13 @@ def _model_name(model: Scorer) -> str:
 
 
 def _evaluate_many(models: Sequence[Scorer], task: EvaluationTask, batch_size: int,
-                   cutoffs: Sequence[int]) -> list[EvaluationResult | NumericalError]:
+                   cutoffs: Sequence[int], only: str | None = None) -> list[EvaluationResult | NumericalError]:
     """One result per model, or the NumericalError of a model with a non-finite score (not scored further).
 
     The users are scored ``SCORE_CHUNK`` at a time, every live model on each chunk before the next, so
     at most one chunk's scores per model are alive; top-k and the AUC scores are taken per chunk, the
-    metrics per batch of ``batch_size`` users.
+    metrics per batch of ``batch_size`` users. ``only`` (one of :data:`METRICS`): compute just that
+    metric (the AUC's gathers only for "auc"); its values are the ones a full evaluation gives, bit for bit.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
@@ -209,6 +211,10 @@ def _evaluate_many(models: Sequence[Scorer], task: EvaluationTask, batch_size: i
     n_items = task.inputs.shape[1]
     k_max = min(max(cutoffs), n_items)
     names = [f"{m}@{k}" for k in cutoffs for m in ("hr", "ndcg", "psp")]
+    if only is not None and only not in (*names, "auc"):
+        raise ValueError(f"unknown metric {only!r} for cut-offs {tuple(cutoffs)}: use one of {(*names, 'auc')}")
+    want_auc = only in (None, "auc")
+    names = [name for name in names if only in (None, name)]
     per_user: list[dict[str, list[np.ndarray]]] = [{name: [] for name in names} for _ in models]
     pos_scores: list[list[np.ndarray]] = [[] for _ in models]
     neg_scores: list[list[np.ndarray]] = [[] for _ in models]
@@ -234,9 +240,9 @@ def _evaluate_many(models: Sequence[Scorer], task: EvaluationTask, batch_size: i
                 top, neg, bad = _mask_and_rank(scores, mask_rows, mask_cols, chunk_negatives, k_max)
                 non_finite[i] += int(bad)
                 ranked[i].append(np.asarray(top))
-                # AUC uses the unmasked scores, as the reference does.
-                pos_scores[i].append(_gather(scores, pos_rows, chunk_targets.indices))
-                neg_scores[i].append(np.asarray(neg)[chunk_negatives >= 0])
+                if want_auc:  # AUC uses the unmasked scores, as the reference does.
+                    pos_scores[i].append(_gather(scores, pos_rows, chunk_targets.indices))
+                    neg_scores[i].append(np.asarray(neg)[chunk_negatives >= 0])
         hits_all = _nonzero_mask(targets)
         n_pos = np.diff(targets.indptr)
         sl = slice(start, start + len(users))
@@ -250,9 +256,13 @@ def _evaluate_many(models: Sequence[Scorer], task: EvaluationTask, batch_size: i
             hits = np.take_along_axis(hits_all, top, axis=1)
             ranked_w = task.weights[top]
             for k in cutoffs:
-                per_user[i][f"hr@{k}"].append(metrics.hit_rate(hits, n_pos, k))
-                per_user[i][f"ndcg@{k}"].append(metrics.ndcg(hits, n_pos, k))
-                per_user[i][f"psp@{k}"].append(metrics.psp(hits, ranked_w, n_pos, task.psp_normalisers[k][sl], k))
+                wanted = per_user[i]
+                if f"hr@{k}" in wanted:
+                    wanted[f"hr@{k}"].append(metrics.hit_rate(hits, n_pos, k))
+                if f"ndcg@{k}" in wanted:
+                    wanted[f"ndcg@{k}"].append(metrics.ndcg(hits, n_pos, k))
+                if f"psp@{k}" in wanted:
+                    wanted[f"psp@{k}"].append(metrics.psp(hits, ranked_w, n_pos, task.psp_normalisers[k][sl], k))
     results: list[EvaluationResult | NumericalError] = []
     for i, err in enumerate(failed):
         if err is not None:
@@ -352,13 +362,27 @@ def select_lambda(model: Recommender, support: Support, split: Split, grid: Sequ
     The λ of one ``fit_path`` are evaluated together (``evaluate_many``) where the model shares scoring
     work between them; every λ's metrics equal its own ``evaluate`` bit for bit.
     """
+    return _search(model, support, split, grid, batch_size, metric, only=None)
+
+
+def best_lambda(model: Recommender, support: Support, split: Split, grid: Sequence[float] | None = None,
+                batch_size: int = 1024, metric: str = SELECTION_METRIC) -> tuple[float, float]:
+    """(λ, its validation ``metric``): :func:`select_lambda`'s choice and score bit for bit, computing only
+    ``metric`` (no AUC gathers, no other cut-off or metric) and returning no fitted model; for callers that
+    compare many supports by one number (Distill-CF validates its sample every few steps)."""
+    chosen = _search(model, support, split, grid, batch_size, metric, only=metric)
+    return chosen.lam, chosen.scores[chosen.lam]
+
+
+def _search(model: Recommender, support: Support, split: Split, grid: Sequence[float] | None, batch_size: int,
+            metric: str, only: str | None) -> LambdaSelection:
     grid = tuple(model.lambda_grid if grid is None else grid)
     task = evaluation_task(split, "val")
     best: LambdaSelection | None = None
     scores: dict[float, float] = {}
     for group in _lambda_groups(model, support, grid):
         fitted = [f for _, f in group if isinstance(f, Recommender)]
-        results = iter(_evaluate_many(fitted, task, batch_size, CUTOFFS))
+        results = iter(_evaluate_many(fitted, task, batch_size, CUTOFFS, only=only))
         for lam, fit in group:
             result = next(results) if isinstance(fit, Recommender) else fit
             if isinstance(result, NumericalError):

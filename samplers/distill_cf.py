@@ -63,7 +63,7 @@ import optax
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from cfbench.evaluation import select_lambda
+from cfbench.evaluation import best_lambda
 from cfbench.memory import Footprint, UnitShape, distill_cf_footprint
 from cfbench.models.base import NumericalError
 from cfbench.models.infinite_ae import InfiniteAE
@@ -380,8 +380,7 @@ def _target_blocks(rows: sp.csr_matrix, block: int) -> tuple[jax.Array, jax.Arra
 
 def _validate(xs: np.ndarray, split: Split, grid: tuple[float, ...]) -> tuple[float, float]:
     """(best λ, validation HR@100) of ∞-AE with support X̃ over ``grid``."""
-    chosen = select_lambda(InfiniteAE(), xs, split, grid)
-    return chosen.lam, chosen.scores[chosen.lam]
+    return best_lambda(InfiniteAE(), xs, split, grid)
 
 
 class Distillation:

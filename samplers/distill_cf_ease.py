@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfbench.evaluation import select_lambda
+from cfbench.evaluation import best_lambda
 from cfbench.memory import Footprint, UnitShape, distill_cf_footprint
 from cfbench.models.ease import EASE
 from cfbench.ntk import NTKConfig
@@ -103,8 +103,7 @@ def _make_ease_step(lr: float, mean_train_length: float, tau: float, n_samples: 
 
 def _validate_ease(xs: np.ndarray, split: Split, grid: tuple[float, ...]) -> tuple[float, float]:
     """(best λ, validation HR@100) of EASE with support X̃ over ``grid``."""
-    chosen = select_lambda(EASE(), xs, split, grid)
-    return chosen.lam, chosen.scores[chosen.lam]
+    return best_lambda(EASE(), xs, split, grid)
 
 
 class EaseDistillation(Distillation):

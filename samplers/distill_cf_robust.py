@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from cfbench.evaluation import METRICS, select_lambda
+from cfbench.evaluation import METRICS, best_lambda
 from cfbench.models.infinite_ae import InfiniteAE
 from cfbench.splits import Split
 from samplers.distill_cf_fast import DistillCFFast, DistillCFFastConfig, FastDistillation
@@ -54,8 +54,7 @@ class RobustDistillation(FastDistillation):
     @classmethod
     def score_sample(cls, cfg: DistillCFRobustConfig, xs: np.ndarray,  # type: ignore[override]
                      split: Split) -> tuple[float, float]:
-        chosen = select_lambda(InfiniteAE(), xs, split, cfg.lambda_grid, metric=cfg.selection_metric)
-        return chosen.lam, chosen.scores[chosen.lam]
+        return best_lambda(InfiniteAE(), xs, split, cfg.lambda_grid, metric=cfg.selection_metric)
 
 
 class DistillCFRobust(DistillCFFast):

@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from cfbench import evaluation
-from cfbench.evaluation import evaluate, evaluate_many, evaluation_task, select_lambda
+from cfbench.evaluation import best_lambda, evaluate, evaluate_many, evaluation_task, select_lambda
 from cfbench.models import EASE, InfiniteAE, NumericalError
 from cfbench.models.base import padded_coordinates
 from tests.conftest import toy_split
@@ -195,3 +195,26 @@ def test_a_validation_task_without_users_is_a_clear_error_not_an_empty_concatena
     empty.val.eliminate_zeros()
     with pytest.raises(ValueError, match="no user has val items in this split.*≥ 6 interactions"):
         select_lambda(EASE(), split.train, empty)
+
+
+@pytest.mark.parametrize("model", [InfiniteAE(), EASE()], ids=lambda m: m.name)
+@pytest.mark.parametrize("metric", ["hr@100", "ndcg@100", "psp@10", "auc"])
+def test_best_lambda_computes_only_its_metric_and_equals_select_lambda(model, metric):
+    split = toy_split()
+    support = split.train[:60]
+    full = select_lambda(model, support, split, metric=metric)
+    assert best_lambda(model, support, split, metric=metric) == (full.lam, full.scores[full.lam])
+    task = evaluation_task(split, "val")
+    fitted = model.clone(lam=full.lam).fit(support)
+    (lean,) = evaluation._evaluate_many([fitted], task, 1024, evaluation.CUTOFFS, only=metric)
+    whole = evaluate(fitted, task)
+    assert set(lean.per_user) == ({metric} - {"auc"})
+    for name, values in lean.per_user.items():
+        np.testing.assert_array_equal(values, whole.per_user[name])
+    assert (lean.auc == whole.auc) if metric == "auc" else np.isnan(lean.auc)
+
+
+def test_best_lambda_rejects_an_unknown_metric_in_one_line():
+    split = toy_split()
+    with pytest.raises(ValueError, match="unknown metric 'hr@5'"):
+        best_lambda(EASE(), split.train[:60], split, metric="hr@5")
