@@ -75,7 +75,7 @@ RUNTIME_OVERHEAD_BYTES = {"cpu": 256 << 20, "gpu": 512 << 20}
 #: units on the same split pay nothing (``UnitShape.eval_compiled``).
 GATHER_PROGRAM_BYTES = 10 << 20
 TOP_K = max(CUTOFFS)
-FIT_CALLS_ALIVE = 2  # the harness keeps the λ-search winner and the timed fit while it repeats the fit
+FIT_CALLS_ALIVE = 1  # fitted models the harness keeps through refit and test: the first timed fit, not the λ-search winner
 
 _UNITS = {"": 1, "b": 1,
           "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50,
@@ -482,9 +482,9 @@ def infinite_ae_footprint(n_support: int, n_items: int, n_queries: int, *, batch
       triangular-solve intermediate (n × d);
     * λ search, evaluation: X_s, K, the group's α, :func:`evaluation_terms` with one shared
       (256 × n) kernel block (and its Gram temporary) per chunk;
-    * refit: the λ-search winner and the first timed fit (X_s and α each) while the fit repeats, plus a
-      new fit's kernel or solve;
-    * test evaluation: winner and fit, one model's scoring chunk.
+    * refit: the first timed fit (X_s and α) while the fit repeats, plus a new fit's kernel or solve (the
+      harness drops the λ-search winner before it refits);
+    * test evaluation: the fit, one model's scoring chunk.
 
     ``eval_chunks``: chunks per evaluated phase whose AUC gather is compiled on first use
     (:data:`GATHER_PROGRAM_BYTES`): the validation ones from the λ search's first scoring pass on, the test
@@ -521,7 +521,7 @@ def infinite_ae_footprint(n_support: int, n_items: int, n_queries: int, *, batch
                                  *evaluation(max(scoring)), val_gathers],
     }
     if not tune_only:
-        kept = [_matrix("fitted models kept (winner, timed fit)", n, d, s, count=2 * FIT_CALLS_ALIVE), val_gathers]
+        kept = [_matrix("fitted model kept (timed fit: X_s, α)", n, d, s, count=2 * FIT_CALLS_ALIVE), val_gathers]
         phases["refit: densify"] = kept + densify
         phases["refit: kernel"] = kept + [xs, *kernel_build]
         phases["refit: solve"] = kept + [xs, kernel, _matrix("α", n, d, s), *solve]
@@ -588,7 +588,7 @@ def ease_footprint(n_support: int, n_items: int, n_queries: int, *, batch_size: 
         "refit: solve": [models(FIT_CALLS_ALIVE + 1), x, gram, *solve, val_gathers],
         "test evaluation": [models(FIT_CALLS_ALIVE), *evaluation, val_gathers, gather_programs(eval_chunks, "test")],
     }
-    if not primal:  # fitted dual models also hold their own dense support (the winner's and the fit's)
+    if not primal:  # a fitted dual model also holds its own dense support
         phases["refit: solve"].append(_matrix("fitted supports kept", n, d, s, count=FIT_CALLS_ALIVE))
         phases["test evaluation"].append(_matrix("fitted supports kept", n, d, s, count=FIT_CALLS_ALIVE))
     return Footprint.from_phases(name, phases, advice=advice)

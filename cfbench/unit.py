@@ -216,22 +216,26 @@ def _run_model(model: Recommender, support: Any, split: Split, batch: int, deadl
     with Stopwatch() as tune_sw, PeakMemory() as tune_mem:
         selection = guarded("tune", lambda: select_lambda(model, support, split, batch_size=batch, metric=metric),
                             deadline, on_stuck)
+    # Keep the λ search's outcome, not its fitted winner: the timed fit refits it, and holding both would
+    # keep a second support and solution (∞-AE: X and α; EASE: B, or W and X) alive through the test.
+    lam, lam_scores, validation = selection.lam, selection.scores, selection.validation
+    del selection
     with Stopwatch() as fit_sw, PeakMemory() as fit_mem:
-        fitted = guarded("fit", lambda: model.clone(lam=selection.lam).fit(support), deadline, on_stuck)
+        fitted = guarded("fit", lambda: model.clone(lam=lam).fit(support), deadline, on_stuck)
     fit_runs = [fit_sw.seconds]
     while len(fit_runs) < FIT_REPEATS and sum(fit_runs) < FIT_REPEAT_BUDGET_S:
         with Stopwatch() as again:  # short fits are repeated: one measurement of 10 ms is noise
-            guarded("fit", lambda: model.clone(lam=selection.lam).fit(support), deadline, on_stuck)
+            guarded("fit", lambda: model.clone(lam=lam).fit(support), deadline, on_stuck)
         fit_runs.append(again.seconds)
     with Stopwatch() as eval_sw, PeakMemory() as eval_mem:
         test = guarded("evaluate", lambda: evaluate(fitted, evaluation_task(split, "test"), batch),
                        deadline, on_stuck)
     return {
         "model_params": jsonable(fitted.get_params()),
-        "lambda": selection.lam,
-        "lambda_grid_val": {repr(k): v for k, v in selection.scores.items()},
-        "metrics": {"val": selection.validation.summary(), "test": test.summary()},
-        "n_eval_users": {"val": int(len(selection.validation.users)), "test": int(len(test.users))},
+        "lambda": lam,
+        "lambda_grid_val": {repr(k): v for k, v in lam_scores.items()},
+        "metrics": {"val": validation.summary(), "test": test.summary()},
+        "n_eval_users": {"val": int(len(validation.users)), "test": int(len(test.users))},
         "per_user": {"test": encode_per_user(test)},  # for the paired significance tests (cfbench.significance)
         "measured_memory": {"tune": tune_mem.record(), "fit": fit_mem.record(), "evaluate": eval_mem.record()},
         "timings": {

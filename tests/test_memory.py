@@ -96,8 +96,8 @@ def test_infinite_ae_terms_for_a_tiny_shape() -> None:
     assert fp.phase == "λ search: evaluation" and fp.peak_bytes == max(fp.phases.values())
     assert sum(fp.breakdown.values()) == fp.peak_bytes
     assert fp.shapes["kernel"] == "100×100 float32" and fp.shapes["α per λ kept"] == "100×50 float32 ×6"
-    # refit: winner + timed fit kept (X and α each), a new X, K, α and the solve
-    assert fp.phases["refit: solve"] == 4 * nd + nd + nn + nd + (2 * nn + nd)
+    # refit: the first timed fit kept (X and α; the λ-search winner is dropped), a new X, K, α and the solve
+    assert fp.phases["refit: solve"] == 2 * nd + nd + nn + nd + (2 * nn + nd)
     c = 256 * 50  # one score chunk's entries
     evaluation = (c * 4 + c * 4 + 2 * 256 * 100 * 4 + 6 * c * 4 + c * 9 + (64 * 50 * 5 + 64 * 5 * 36)
                   + 64 * 50 * (8 * 6 + 48) + 6 * 2 * (30 * 4 + 100 * (50 * 4 + 6 * 8)))
