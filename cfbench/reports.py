@@ -226,7 +226,7 @@ def selection_grid(rows: list[dict[str, Any]], row_links: list[tuple[tuple[str, 
     keys: list[str] = []
     for r, _ in picked:
         keys += [k for k, v in r["selection"].items()
-                 if k not in keys and (v is None or isinstance(v, (bool, int, float, str)))]
+                 if k not in keys and k != "val_users" and (v is None or isinstance(v, (bool, int, float, str)))]
     # Choices made on validation (Distill-CF's τ, step and λ) rest on the users with validation items.
     on_validation = any(k.startswith("val_") for k in keys)
     headers = ["sampler", "budget", "seed", *keys, *(["val users"] if on_validation else []), "select s"]
@@ -234,7 +234,7 @@ def selection_grid(rows: list[dict[str, Any]], row_links: list[tuple[tuple[str, 
     def val_users(r: dict[str, Any], lk: tuple[tuple[str, str], ...]) -> list[Cell]:
         if not on_validation:
             return []
-        n = r.get("n_eval_users", {}).get("val")
+        n = r["selection"].get("val_users", r.get("n_eval_users", {}).get("val"))  # a sampler's own subset
         return [Cell("", None) if n is None else Cell(f"{n:,}", n, lk)]
 
     def c(value: Any, lk: tuple[tuple[str, str], ...]) -> Cell:
@@ -246,7 +246,7 @@ def selection_grid(rows: list[dict[str, Any]], row_links: list[tuple[tuple[str, 
     return Table("selection", "What self-tuning samplers chose", headers, body,
                  "From each row's selection (e.g. Distill-CF's τ, best step and validation HR@100, seconds per step "
                  "and compile time)." + (" *val users*: the users with validation items that the validation "
-                                         "choices rest on." if on_validation else ""))
+                                         "choices rest on (a sampler's own subset where it used one)." if on_validation else ""))
 
 
 def selection_table(rows: list[dict[str, Any]]) -> str | None:

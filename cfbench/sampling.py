@@ -34,12 +34,28 @@ import scipy.sparse as sp
 from cfbench.splits import Split, read_only_csr
 from cfbench.subsets import Subset, interaction_budget
 
-__all__ = ["NoConfig", "Sampler", "SelectionData"]
+__all__ = ["ADDED_LATER", "NoConfig", "Sampler", "SelectionData", "added_later"]
+
+#: ``dataclasses.field`` metadata of a parameter added to a sampler after rows were computed with it: at its
+#: default (which must reproduce the former behaviour exactly) it is left out of :meth:`Sampler.params`, and so
+#: of the rows' identity, which therefore stay valid. Set to any other value, it is recorded like every other.
+ADDED_LATER = "omit from params at its default"
+
+
+def added_later(default: Any) -> Any:
+    """A config field for a parameter added after rows existed (see :data:`ADDED_LATER`)::
+
+        validation_users: int = added_later(0)  # 0 behaves exactly as before the parameter existed
+    """
+    return dataclasses.field(default=default, metadata={"identity": ADDED_LATER})
 
 
 @dataclasses.dataclass(frozen=True)
 class NoConfig:
     """A sampler without hyper-parameters."""
+
+
+_VALIDATION_STREAM = 0x76616C  # "val": keeps validation subsets apart from other streams of the same seed
 
 
 class SelectionData:
@@ -97,10 +113,29 @@ class SelectionData:
         """Train interactions that a budget of ``budget`` users allows (the fraction budget / n_users)."""
         return interaction_budget(budget, self.train)
 
-    def validation_split(self) -> Split:
-        """A view of the split whose test part is empty, for samplers that tune on validation."""
-        empty = sp.csr_matrix(self.train.shape, dtype=np.float32)
-        return dataclasses.replace(self._split, test=empty)
+    def validation_split(self, users: int = 0, seed: int = 0) -> Split:
+        """A view of the split whose test part is empty, for samplers that tune on validation.
+
+        ``users`` > 0 keeps the validation items of only that many users, drawn at random (by ``seed``)
+        from those that have validation items (all of them where there are no more): a cheaper, noisier
+        validation for large datasets. The same (``users``, ``seed``) gives the same view (cached, so its
+        evaluation task is built once)."""
+        if users < 0:
+            raise ValueError(f"users must be ≥ 0 (0 = every user with validation items), got {users}")
+        cache = self.__dict__.setdefault("_validation_splits", {})
+        key = (users, seed) if users else (0, 0)
+        if key not in cache:
+            empty = sp.csr_matrix(self.train.shape, dtype=np.float32)
+            val = self._split.val
+            have = np.flatnonzero(np.diff(val.indptr) > 0)
+            if users and users < len(have):
+                keep = np.zeros(val.shape[0], dtype=bool)
+                keep[np.random.default_rng([seed, _VALIDATION_STREAM]).choice(have, users, replace=False)] = True
+                val = sp.csr_matrix(val.multiply(keep[:, None].astype(val.dtype)), dtype=val.dtype)
+                val.eliminate_zeros()
+                val.sort_indices()
+            cache[key] = dataclasses.replace(self._split, val=val, test=empty)
+        return cache[key]
 
 
 class Sampler(abc.ABC):
@@ -148,12 +183,18 @@ class Sampler(abc.ABC):
                 for f in dataclasses.fields(cls.Config)}
 
     def params(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
+        """Every hyper-parameter, as recorded in rows and identities; a parameter declared with
+        :func:`added_later` is left out while it holds its default."""
+        params = dataclasses.asdict(self.config)
+        for f in dataclasses.fields(self.config):
+            if f.metadata.get("identity") == ADDED_LATER and params[f.name] == f.default:
+                del params[f.name]
+        return params
 
     def spec(self) -> str:
         """Canonical ``name[:k=v,...]`` listing the parameters that differ from their defaults."""
         defaults = self.Config()
-        changed = {k: v for k, v in self.params().items() if getattr(defaults, k) != v}
+        changed = {k: v for k, v in dataclasses.asdict(self.config).items() if getattr(defaults, k) != v}
         return self.name + (":" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) if changed else "")
 
     def __repr__(self) -> str:

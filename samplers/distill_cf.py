@@ -70,7 +70,7 @@ from cfbench.models.infinite_ae import InfiniteAE
 from cfbench.ntk import NTKConfig, ntk_diagonal, ntk_from_gram
 from cfbench.numerics import fmix32, ridge_solve
 from cfbench.progress import unit_progress
-from cfbench.sampling import Sampler, SelectionData
+from cfbench.sampling import Sampler, SelectionData, added_later
 from cfbench.splits import Split
 from cfbench.subsets import SyntheticUsers
 
@@ -136,6 +136,12 @@ class DistillCFConfig:
     10⁻⁵/10⁻³/0.1/1/5/50: the sample kept must be the best for a λ that the ∞-AE trained on it
     can choose. With the reference grid, ML-100K at 500 users kept a τ = 5 sample scoring 68.3
     at λ = 0.1 that scored 63.8 at the ∞-AE's best λ (1).
+
+    ``validation_users`` = N > 0 scores every sample (and the initial users) on a random N of the users with
+    validation items, drawn once per distillation: each validation costs about N / (users with validation
+    items) of the full one — on Gowalla (≈ 29k such users, 41k items) ≈ 45 s a λ search — at the price of
+    a noisier choice (keep N in the thousands; thin validation makes the choice noise, see
+    ``distill-cf-robust``). 0, the default, uses them all; at 0 the parameter is not part of a row's identity.
     """
 
     steps: int = 500  # at most this many Adam steps (the reference's default)
@@ -150,6 +156,8 @@ class DistillCFConfig:
     block_users: int = 2048  # query rows per kernel block (bounds memory, not the result)
     lambdas: str = "1e-5/1/5/20/50/100"  # ∞-AE ridge grid searched on validation: the model's grid (see above)
     grid: bool = False  # candidates = the reference's grid, τ ∈ {0.3, 0.5, 0.7, 5} × c ∈ {10⁻³, 10}
+    #: users whose validation items score the samples: 0 = all; N = a random N of them, fixed per distillation
+    validation_users: int = added_later(0)
 
     def __post_init__(self) -> None:
         for name in ("tau", "cardinality", "lambdas"):  # a bare number from Python code is one candidate
@@ -172,6 +180,9 @@ class DistillCFConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.patience < 1 or self.eval_every < 1:
             raise ValueError(f"patience and eval_every must be ≥ 1, got {self.patience} and {self.eval_every}")
+        if self.validation_users < 0:
+            raise ValueError(f"validation_users must be ≥ 0 (0 = every user with validation items), "
+                             f"got {self.validation_users}")
         if self.batch_users < 0 or self.block_users < 1:
             raise ValueError(f"batch_users must be ≥ 0 (0 = all) and block_users ≥ 1, "
                              f"got {self.batch_users} and {self.block_users}")
@@ -428,7 +439,7 @@ class Distillation:
         self.train = data.train
         self.n_users = self.train.shape[0]
         self.budget = len(init_users)
-        self.val_split = data.validation_split()
+        self.val_split = data.validation_split(cfg.validation_users, seed)
         self.batch = self.n_users if cfg.batch_users == 0 else min(cfg.batch_users, self.n_users)
         self.optimizer, self.step_fn = self.make_step(self.train.nnz / self.n_users, tau, cardinality, ntk_config)
         init = self.train[init_users].toarray().astype(np.float32)
@@ -551,7 +562,7 @@ def distill(data: SelectionData, budget: int, cfg: DistillCFConfig, init_users: 
     ``run_class`` is the optimisation of one candidate (:class:`Distillation`: ∞-AE as the inner model)."""
     name = run_class.name
     candidates = cfg.candidates()
-    val_split = data.validation_split()
+    val_split = data.validation_split(cfg.validation_users, seed)
     initial = run_class.score_sample(cfg, data.train[init_users].toarray().astype(np.float32), val_split)
     log.info("%s b=%d: initial users val %s %.2f (λ=%g)", name, budget, run_class.score_name(cfg), initial[1],
              initial[0])
@@ -614,11 +625,14 @@ class DistillCF(Sampler):
     def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> SyntheticUsers:
         if budget < 1:
             raise ValueError(f"{self.name} needs a budget ≥ 1, got {budget}")
-        for attr in ("result_", "runs_", "failure_"):  # nothing from an earlier call leaks into the diagnostics
+        for attr in ("result_", "runs_", "failure_", "val_users_"):  # nothing from an earlier call leaks
             self.__dict__.pop(attr, None)
         b = min(budget, data.n_users)
         init_users = np.sort(rng.choice(data.n_users, size=b, replace=False))
         seed = int(rng.integers(2**31 - 1))
+        if self.config.validation_users:  # the choices rest on this subset, not on every validation user
+            view = data.validation_split(self.config.validation_users, seed)
+            self.val_users_ = int(np.sum(np.diff(view.val.indptr) > 0))
         try:
             self.result_, self.runs_ = distill(data, b, self.config, init_users, seed, self.Run)
         except DistillationDiverged as err:
@@ -636,10 +650,12 @@ class DistillCF(Sampler):
 
     def diagnostics(self) -> dict:
         """The winning (τ, c), its best step, λ and validation HR@100, its trace, skipped (non-finite) steps,
-        and every candidate's summary; after a :class:`DistillationDiverged`, the error and skipped steps."""
+        every candidate's summary and, with ``validation_users``, how many users the validation scores rest on
+        (``val_users``); after a :class:`DistillationDiverged`, the error and skipped steps."""
         if hasattr(self, "failure_"):
             return dict(self.failure_)
         if not hasattr(self, "result_"):
             return {}
-        return {**self.result_.summary(), "skipped_steps_total": sum(r.skipped_steps for r in self.runs_),
+        subset = {"val_users": self.val_users_} if hasattr(self, "val_users_") else {}
+        return {**self.result_.summary(), **subset, "skipped_steps_total": sum(r.skipped_steps for r in self.runs_),
                 "trace": self.result_.trace, "candidates": [r.summary() for r in self.runs_]}

@@ -13,7 +13,7 @@ from cfbench import plugins
 from cfbench.harness import SuiteConfig, run_suite
 from cfbench.plugins import PluginError, coerce, load_model, load_sampler, split_specs
 from cfbench.reports import write_leaderboards
-from cfbench.sampling import Sampler, SelectionData
+from cfbench.sampling import Sampler, SelectionData, added_later
 from cfbench.subsets import SubsetError, UserSubset, validate_subset
 
 
@@ -147,3 +147,44 @@ def test_sampler_config_is_typed_and_canonical():
     assert S.parameters() == {"alpha": ("float", 0.5), "mode": ("str", "a")}
     with pytest.raises(ValueError, match="no parameter beta"):
         S(beta=1)
+
+
+def test_a_parameter_added_later_is_left_out_of_params_at_its_default_only():
+    """Rows computed before a parameter existed keep their identity: at its default it is not recorded."""
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        alpha: float = 0.5
+        beta: int = added_later(0)
+
+    class S(Sampler):
+        name = "s"
+        description = "test"
+        Config = Cfg
+
+        def select(self, data, budget, rng):
+            raise NotImplementedError
+
+    assert S().params() == {"alpha": 0.5} and S().spec() == "s"
+    assert S(beta=3).params() == {"alpha": 0.5, "beta": 3} and S(beta=3).spec() == "s:beta=3"
+    assert S.parameters() == {"alpha": ("float", 0.5), "beta": ("int", 0)}  # still listed and configurable
+
+
+def test_validation_split_on_a_random_subset_of_the_users_with_validation_items(small_split):
+    data = SelectionData(small_split)
+    have = np.flatnonzero(np.diff(small_split.val.indptr) > 0)
+    full = data.validation_split()
+    assert full is data.validation_split(0, 5) and full.test.nnz == 0  # one cached view; test never visible
+    assert (full.val != small_split.val).nnz == 0
+    part = data.validation_split(50, seed=3)
+    kept = np.flatnonzero(np.diff(part.val.indptr) > 0)
+    assert len(kept) == 50 and set(kept) <= set(have) and part.test.nnz == 0
+    assert part.val.dtype == small_split.val.dtype and part.val.shape == small_split.val.shape
+    assert (part.val[kept] != small_split.val[kept]).nnz == 0  # a kept user keeps all their validation items
+    assert part is data.validation_split(50, seed=3)
+    other = np.flatnonzero(np.diff(SelectionData(small_split).validation_split(50, seed=4).val.indptr) > 0)
+    same = np.flatnonzero(np.diff(SelectionData(small_split).validation_split(50, seed=3).val.indptr) > 0)
+    assert np.array_equal(same, kept) and not np.array_equal(other, kept)  # seeded, not cached by accident
+    assert (data.validation_split(len(have), seed=3).val != small_split.val).nnz == 0  # asking for all: all
+    assert part.train is small_split.train  # train untouched, shared
+    with pytest.raises(ValueError, match="users must be ≥ 0"):
+        data.validation_split(-1)

@@ -230,7 +230,7 @@ def test_registered_and_configurable_from_a_spec():
     (dict(tau="1,5"), "tau"), (dict(cardinality="x"), "cardinality"), (dict(race_steps=-1), "race_steps"),
     (dict(samples_per_user=0), "samples"),
     (dict(lambdas="1/x"), "lambdas"), (dict(lambdas="0/1"), "lambdas"), (dict(batch_users=-1), "batch_users"),
-    (dict(lr=0.0), "lr"), (dict(grid=True, tau="0.5"), "grid"),
+    (dict(lr=0.0), "lr"), (dict(grid=True, tau="0.5"), "grid"), (dict(validation_users=-1), "validation_users"),
 ])
 def test_bad_config_is_a_one_line_error(params, message):
     with pytest.raises(ValueError, match=message) as err:
@@ -293,3 +293,40 @@ def test_full_batch_on_large_data_warns_to_mini_batch(toy_split_data, monkeypatc
     with caplog.at_level("WARNING", logger=module.__name__):
         DistillCF(**TINY, tau="5", batch_users=10).select(toy_split_data, 5, np.random.default_rng(0))
     assert "batch_users" not in caplog.text
+
+
+def test_validation_on_a_subset_of_users_scores_every_sample_on_that_fixed_subset(toy_split_data, monkeypatch):
+    """validation_users=N: the initial users, every validation point and every τ candidate are scored on
+    the same N users (drawn by the distillation's seed), and the row says how many."""
+    import samplers.distill_cf as module
+    seen: list[frozenset] = []
+
+    def record(xs, split, grid):
+        seen.append(frozenset(np.flatnonzero(np.diff(split.val.indptr) > 0).tolist()))
+        return 1.0, float(len(seen))
+    monkeypatch.setattr(module, "_validate", record)
+    with_val = np.flatnonzero(np.diff(toy_split_data.val.indptr) > 0)
+    sampler = DistillCF(**{**TINY, "steps": 2, "eval_every": 1}, tau="1/5", validation_users=7)
+    sampler.select(toy_split_data, 5, np.random.default_rng(0))
+    assert len(seen) == 1 + 2 * 2 and len(set(seen)) == 1  # initial users + 2 points × 2 candidates, one subset
+    (subset,) = set(seen)
+    assert len(subset) == 7 and subset <= set(with_val.tolist())
+    assert sampler.diagnostics()["val_users"] == 7
+    seen.clear()
+    DistillCF(**{**TINY, "steps": 2, "eval_every": 1}, tau="5", validation_users=7).select(
+        toy_split_data, 5, np.random.default_rng(1))
+    assert set(seen) != {subset}  # another seed, another subset
+    seen.clear()
+    full = DistillCF(**{**TINY, "steps": 2, "eval_every": 1}, tau="5")
+    full.select(toy_split_data, 5, np.random.default_rng(0))
+    assert set(seen) == {frozenset(with_val.tolist())} and "val_users" not in full.diagnostics()
+
+
+def test_validation_users_at_its_default_leaves_the_row_identity_as_before_the_parameter():
+    """Rows computed before ``validation_users`` existed keep their identity: at 0 it is not a parameter
+    of the row; set, it is recorded and shows in the spec."""
+    assert "validation_users" not in DistillCF().params()
+    assert "validation_users" not in load_sampler("distill-cf-robust").params()
+    sampler = load_sampler("distill-cf:validation_users=4096")
+    assert sampler.params()["validation_users"] == 4096 and sampler.spec() == "distill-cf:validation_users=4096"
+    assert set(DistillCF().params()) == {f for f in DistillCFConfig.__dataclass_fields__} - {"validation_users"}
