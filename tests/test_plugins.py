@@ -129,20 +129,25 @@ def test_harness_validates_what_a_plugin_returns(small_split, result, message):
         validate_subset(sampler.select(SelectionData(small_split), 20, None), small_split.train, 20, sampler.name)
 
 
+def _sampler_with(config: type) -> type[Sampler]:
+    """A sampler class named "s" with ``config`` as its Config (select is never called)."""
+    class S(Sampler):
+        name = "s"
+        description = "test"
+        Config = config
+
+        def select(self, data, budget, rng):
+            raise NotImplementedError
+    return S
+
+
 def test_sampler_config_is_typed_and_canonical():
     @dataclasses.dataclass(frozen=True)
     class Cfg:
         alpha: float = 0.5
         mode: str = "a"
 
-    class S(Sampler):
-        name = "s"
-        description = "test"
-        Config = Cfg
-
-        def select(self, data, budget, rng):
-            raise NotImplementedError
-
+    S = _sampler_with(Cfg)
     assert S().spec() == "s" and S(alpha=2.0).spec() == "s:alpha=2.0"
     assert S.parameters() == {"alpha": ("float", 0.5), "mode": ("str", "a")}
     with pytest.raises(ValueError, match="no parameter beta"):
@@ -156,14 +161,7 @@ def test_a_parameter_added_later_is_left_out_of_params_at_its_default_only():
         alpha: float = 0.5
         beta: int = added_later(0)
 
-    class S(Sampler):
-        name = "s"
-        description = "test"
-        Config = Cfg
-
-        def select(self, data, budget, rng):
-            raise NotImplementedError
-
+    S = _sampler_with(Cfg)
     assert S().params() == {"alpha": 0.5} and S().spec() == "s"
     assert S(beta=3).params() == {"alpha": 0.5, "beta": 3} and S(beta=3).spec() == "s:beta=3"
     assert S.parameters() == {"alpha": ("float", 0.5), "beta": ("int", 0)}  # still listed and configurable
