@@ -22,25 +22,32 @@ from cfbench.results import iter_rows
 DISTILLERS = ("distill-cf", "distill-cf-fast", "distill-cf-robust", "distill-cf-ease")
 
 
-def load(folders: list[Path]) -> dict[tuple[str, str, str, int, int], float]:
-    """(dataset, model, sampler spec, budget, seed) → test NDCG@10 ×100 of every ok row."""
-    out = {}
+def load(folders: list[Path]) -> tuple[dict[tuple[str, str, str, int, int], float], dict[str, int]]:
+    """((dataset, model, sampler spec, budget, seed) → test NDCG@10 ×100 of every ok row,
+    dataset → its number of users, from any row's split, ok or not)."""
+    out, users = {}, {}
     for folder in folders:
         for _, row in iter_rows(folder):
-            if row is None or row.get("status") != "ok":
+            if row is None:
                 continue
-            key = (row["dataset"], row["model"], row["sampler"], int(row["budget"]), int(row["seed"]))
+            if "users" in row.get("split", {}):
+                users[row["dataset"]] = int(row["split"]["users"])
+            if row.get("status") != "ok":
+                continue
+            # the spec, not the name: svp-cf and svp-cf:level=interaction are different samplers
+            key = (row["dataset"], row["model"], row["sampler_spec"], int(row["budget"]), int(row["seed"]))
             out[key] = float(row["metrics"]["test"]["ndcg@10"])
-    return out
+    return out, users
 
 
-def table(scores: dict[tuple[str, str, str, int, int], float], fraction: float) -> str:
+def _is_distiller(spec: str) -> bool:
+    return spec.split(":")[0] in DISTILLERS
+
+
+def table(scores: dict[tuple[str, str, str, int, int], float], users: dict[str, int], fraction: float) -> str:
     by = collections.defaultdict(dict)
-    users: dict[str, int] = {}
     for (ds, model, sampler, budget, seed), value in scores.items():
         by[(ds, model)].setdefault(sampler, {}).setdefault(budget, {})[seed] = value
-        if sampler == "full":
-            users[ds] = max(users.get(ds, 0), budget)
     lines = ["| dataset | model | budget | seeds | full | Distill-CF (% of full) | best other sampler | Distill-CF wins? |",
              "|---|---|---|---|---|---|---|---|"]
     for (ds, model), samplers in sorted(by.items()):
@@ -51,12 +58,12 @@ def table(scores: dict[tuple[str, str, str, int, int], float], fraction: float) 
         for budget in budgets:
             if n_users is not None and budget > fraction * n_users:
                 continue
-            for distiller in DISTILLERS:
+            for distiller in sorted(s for s in samplers if _is_distiller(s)):
                 mine = samplers.get(distiller, {}).get(budget)
                 if not mine:
                     continue
                 others = {s: per[budget] for s, per in samplers.items()
-                          if s not in DISTILLERS and s != "full" and budget in per}
+                          if not _is_distiller(s) and s != "full" and budget in per}
                 if not others:
                     continue
                 seeds = sorted(mine)
@@ -71,9 +78,10 @@ def table(scores: dict[tuple[str, str, str, int, int], float], fraction: float) 
                 best = float(np.mean([b for _, b in paired[best_name]]))
                 closest = min(gaps, key=gaps.get)
                 verdict = "yes" if gaps[closest] > 0 else f"no: {closest} {gaps[closest]:+.2f}"
-                lines.append(f"| {ds} | {model} | {budget} | {','.join(map(str, seeds))} | {full_mean:.2f} | "
-                             f"{distiller}: {mean:.2f} ({100 * mean / full_mean:.0f} %) | {best_name}: {best:.2f} | "
-                             f"{verdict} |")
+                share = f" ({100 * mean / full_mean:.0f} %)" if full else ""  # full data may be infeasible
+                lines.append(f"| {ds} | {model} | {budget} | {','.join(map(str, seeds))} | "
+                             f"{f'{full_mean:.2f}' if full else '–'} | {distiller}: {mean:.2f}{share} | "
+                             f"{best_name}: {best:.2f} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -82,7 +90,7 @@ def main() -> None:
     ap.add_argument("folders", nargs="+", type=Path)
     ap.add_argument("--fraction", type=float, default=0.1, help="largest budget as a fraction of users (0.1)")
     args = ap.parse_args()
-    print(table(load(args.folders), args.fraction))
+    print(table(*load(args.folders), args.fraction))
 
 
 if __name__ == "__main__":

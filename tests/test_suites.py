@@ -200,7 +200,7 @@ def test_flags_given_override_the_file_and_the_file_overrides_the_defaults(tiny,
 
 # ----------------------------------------------------------------------------- the shipped suites
 
-@pytest.mark.parametrize("dataset", ["ml-latest-small", "ml-100k", "ml-1m"])
+@pytest.mark.parametrize("dataset", ["ml-latest-small", "ml-100k", "ml-1m", "gowalla"])
 def test_the_shipped_suite_files_cover_exactly_the_shipped_rows(dataset, tmp_path, monkeypatch):
     """`cfbench run suites/<dataset>.toml --dry-run --results-dir results` has nothing to run: the suite file
     regenerates this repository's rows (and so its leaderboards), no more, no less."""
