@@ -1018,7 +1018,9 @@ def plan_unit(sampler: Any, models: Sequence[Any], shape: UnitShape, limit: int 
     allowance and building the support; each model with the support and what the sampler keeps after
     selecting (its ``retained_bytes``). ``tasks_built=False`` (the split's first unit in this process) adds
     building the evaluation tasks. Infeasible when anything does not fit; ``reason`` says which, how much it
-    needs and what would help. After selection, :func:`plan_model` with the actual support rows is tighter.
+    needs and what would help. After selection, :func:`plan_model` with the actual support rows is tighter;
+    where the support is only bounded here (interaction samplers), the harness selects whenever the selection
+    fits and lets that post-selection plan decide each model.
     """
     limits = _Limits.of(device, limit, host_limit)
     if shape.n_support is None:

@@ -148,7 +148,10 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
     plan = plan_unit(task.sampler, task.models, shape, limit=limit, device=device,
                      tasks_built=split in _TASKS_BUILT)
     selection_fits = plan.selection_counted.peak_bytes <= plan.limit_bytes
-    if not selection_fits or not any(m.feasible for m in plan.models):
+    # Before selecting, an interaction sampler's support is only bounded (one row per kept interaction at
+    # most): its models are planned on the real support after selecting, never declared infeasible on the bound.
+    support_known = plan.shape.support_rows <= min(task.budget, shape.n_users)
+    if not selection_fits or (support_known and not any(m.feasible for m in plan.models)):
         # Nothing would be trained: do not even select (per model, the post-selection plan decides).
         for i, model in enumerate(task.models):
             done(i, infeasible_body(plan.reason, plan.record(i)))

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from cfbench.harness import SuiteConfig, run_suite
+from cfbench.sampling import Sampler, SelectionData
+from cfbench.subsets import InteractionSubset
 
 MiB = 2**20
 
@@ -60,3 +63,37 @@ def test_a_tight_limit_lowers_the_evaluation_batch_not_the_results(tmp_path):
         assert row["lambda"] == roomy[name]["lambda"]
         for metric, value in row["metrics"]["test"].items():
             assert value == pytest.approx(roomy[name]["metrics"]["test"][metric], rel=1e-5, abs=1e-9), metric
+
+
+class FewUsersInteractions(Sampler):
+    """The budget's share of train interactions, taken in row order: all of them from the first few users,
+    a support far below what the planner can bound before selection (one row per kept interaction)."""
+
+    name = "few-users-interactions"
+    description = "test: interactions of a few users"
+
+    def select(self, data: SelectionData, budget: int, rng: np.random.Generator) -> InteractionSubset:
+        return InteractionSubset(np.arange(data.train.nnz) < data.interaction_budget(budget))
+
+
+def test_an_interaction_sampler_is_planned_on_its_real_support_not_on_the_bound(tmp_path):
+    """At 450 MiB full-data ∞-AE does not fit (the test above); before selecting, an interaction sampler's
+    support is bounded by all 610 users, so the bound alone would call ∞-AE infeasible. The unit selects,
+    and the models are planned (and run) on the few real support rows."""
+    from cfbench.memory import UnitShape, plan_unit, support_rows_bound
+    from cfbench.plugins import load_model
+    from cfbench.splits import reference_split
+    from cfbench.datasets import load_dataset
+
+    sampler = FewUsersInteractions()
+    split = reference_split(load_dataset("ml-latest-small"), 9)
+    shape = UnitShape.for_split(split, 10)
+    assert support_rows_bound(sampler, shape.n_users, shape.nnz, 10) == shape.n_users  # the bound: every user
+    bound = plan_unit(sampler, [load_model("infinite-ae")], shape, limit=450 * MiB, tasks_built=False)
+    assert not bound.models[0].feasible  # on the bound it would be recorded infeasible without trying
+    summary = run_suite(SuiteConfig(dataset="ml-latest-small", samplers=(f"{__name__}:FewUsersInteractions",),
+                                    models=("infinite-ae",), budgets=(10,), seeds=(9,), results_dir=tmp_path,
+                                    memory_limit=450 * MiB), progress=False)
+    (row,) = _rows(summary).values()
+    assert row["status"] == "ok" and not summary.infeasible, row.get("error")
+    assert row["subset"]["n_users"] < 20 and row["memory"]["plan"]["feasible"]
