@@ -974,6 +974,12 @@ class UnitPlan:
                 return plan
         raise KeyError(f"no plan for model {name!r}")
 
+    def reason_for(self, model: Any) -> str:
+        """Why ``model`` (object, name or index) cannot run in this unit: its own plan's reason when it does not
+        fit, else the unit's (the selection does not fit); a row names its own model, not its neighbour's."""
+        plan = self.model_plan(model)
+        return self.reason if plan.feasible else plan.reason
+
     def record(self, model: Any | None = None) -> dict[str, Any]:
         """JSON for a result row: the unit's verdict, the selection's plan and (given ``model``) that model's."""
         selection = self.selection_counted

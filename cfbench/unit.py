@@ -154,7 +154,7 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
     if not selection_fits or (support_known and not any(m.feasible for m in plan.models)):
         # Nothing would be trained: do not even select (per model, the post-selection plan decides).
         for i, model in enumerate(task.models):
-            done(i, infeasible_body(plan.reason, plan.record(i)))
+            done(i, infeasible_body(plan.reason_for(i), plan.record(i)))
         return UnitResult(list(results), where, process_environment(), modified)  # type: ignore[arg-type]
     try:
         rng = np.random.default_rng([task.seed, task.budget])

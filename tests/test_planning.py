@@ -52,6 +52,19 @@ def test_units_over_the_declared_limit_are_infeasible_rows(tmp_path):
     assert all(r["status"] == "ok" for r in _rows(more).values())
 
 
+def test_each_infeasible_row_gives_its_own_models_reason(tmp_path):
+    """Both models infeasible before selection: each row says why *its* model does not fit, not the unit's
+    joined reasons (an EASE row led by ∞-AE's numbers would mislead)."""
+    rows = _rows(run_suite(SuiteConfig(dataset="ml-latest-small", samplers=("full",), budgets=(10,), seeds=(7,),
+                                       results_dir=tmp_path, memory_limit=200 * MiB), progress=False))
+    messages = {row["model"]: row["error"]["message"] for row in rows.values()}
+    assert {row["status"] for row in rows.values()} == {"infeasible"} and set(messages) == {"infinite-ae", "ease"}
+    assert messages["infinite-ae"].startswith("∞-AE") and "EASE" not in messages["infinite-ae"]
+    assert messages["ease"].startswith("EASE") and "∞-AE" not in messages["ease"]
+    for message in messages.values():
+        assert "needs" in message and "> limit 200.0 MiB" in message
+
+
 def test_a_tight_limit_lowers_the_evaluation_batch_not_the_results(tmp_path):
     suite = dict(dataset="ml-latest-small", samplers=("random-users",), budgets=(10,), seeds=(8,))
     roomy = _rows(run_suite(SuiteConfig(**suite, results_dir=tmp_path / "roomy"), progress=False))
