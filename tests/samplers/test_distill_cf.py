@@ -330,3 +330,19 @@ def test_validation_users_at_its_default_leaves_the_row_identity_as_before_the_p
     sampler = load_sampler("distill-cf:validation_users=4096")
     assert sampler.params()["validation_users"] == 4096 and sampler.spec() == "distill-cf:validation_users=4096"
     assert set(DistillCF().params()) == {f for f in DistillCFConfig.__dataclass_fields__} - {"validation_users"}
+
+
+@pytest.mark.parametrize("n, block", [(7, 3), (6, 3), (5, 8), (1, 1)])
+def test_target_blocks_are_the_rows_densified_and_zero_padded_bit_for_bit(n, block):
+    """The step's targets: (n_blocks, block, d) equal to the host ``toarray`` of the rows, padded with zero rows."""
+    import scipy.sparse as sp
+    from samplers.distill_cf import _target_blocks
+    rows = sp.random(n, 11, density=0.4, format="csr", dtype=np.float32, random_state=n)
+    rows.data[:] = np.random.default_rng(n).random(rows.nnz).astype(np.float32)  # not only ones
+    blocks, count = _target_blocks(rows, block)
+    b = min(block, n)
+    n_blocks = -(-n // b)
+    expected = np.zeros((n_blocks * b, 11), np.float32)
+    expected[:n] = rows.toarray()
+    assert blocks.shape == (n_blocks, b, 11) and blocks.dtype == jnp.float32 and float(count) == n
+    np.testing.assert_array_equal(np.asarray(blocks), expected.reshape(n_blocks, b, 11))
