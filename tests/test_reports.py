@@ -391,3 +391,18 @@ def test_export_skips_invalid_files_and_writes_atomically(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown export format"):
         export(results, "xml")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_selection_table_counts_the_validation_users_a_choice_rested_on():
+    """Distill-CF's choices rest on the users with validation items, or on its own subset of them
+    (``validation_users``): the *val users* column shows that subset, not the split's count."""
+    from cfbench.reports import selection_grid
+    everyone = make_row(sampler="distill-cf", selection={"tau": 5.0, "val_hr@100": 40.0},
+                        n_eval_users={"val": 29_000, "test": 29_500})
+    subset = make_row(sampler="distill-cf:validation_users=4096", budget=20,
+                      selection={"tau": 1.0, "val_hr@100": 41.0, "val_users": 4096},
+                      n_eval_users={"val": 29_000, "test": 29_500})
+    table = selection_grid([everyone, subset])
+    assert "val_users" not in table.headers and "val users" in table.headers
+    column = table.headers.index("val users")
+    assert [line[column] for line in table.texts()] == ["29,000", "4,096"]
