@@ -389,6 +389,21 @@ def failed_grid(failed: list[tuple[Path, dict[str, Any]]], with_group: bool = Fa
     return Table("failed", "Failed units", headers, body)
 
 
+def _failed_note(failed: list[tuple[Path, dict[str, Any]]]) -> str:
+    """What the failed units are and what brings them back: a failure is retried by ``cfbench run``, an
+    infeasible unit (predicted not to fit) only when more memory is available."""
+    infeasible = sum(r.get("status") == "infeasible" for _, r in failed)
+    errors = len(failed) - infeasible
+    parts = []
+    if errors:
+        parts.append(f"{errors} unit{'s' * (errors != 1)} failed (re-run `cfbench run` to retry)")
+    if infeasible:
+        parts.append(f"{infeasible} unit{'s' * (infeasible != 1)} {'were' if infeasible != 1 else 'was'} infeasible: "
+                     f"predicted not to fit in memory and not attempted (planned again when more memory is available, "
+                     f"e.g. `--memory-limit`)")
+    return "; ".join(parts) + ". Not in the tables above."
+
+
 def failed_table(failed: list[tuple[Path, dict[str, Any]]], with_group: bool = False) -> str:
     """Failed units, one line each: (dataset, model,) sampler, budget, seed, model, error kind, phase, message."""
     return markdown_table(failed_grid(failed, with_group))
@@ -582,8 +597,13 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
             notes.append(mixed.replace("**", "").replace("`", ""))
         lines += ["## Summary", ""]
         if not (part["sampler"] == FULL).any():
-            lines += ["No full-data rows: add the `full` sampler to get % of full data and speed-ups.", ""]
-            notes.append("No full-data rows: add the full sampler to get % of full data and speed-ups.")
+            infeasible_full = any(r["dataset"] == dataset and r["model_spec"] == model and r["sampler"] == FULL
+                                  and r.get("status") == "infeasible" for _, r in scan.failed)
+            no_full = ("Full data is infeasible here (predicted not to fit in memory; see \"Failed units\"): "
+                       "no % of full data or speed-ups." if infeasible_full else
+                       "No full-data rows: add the `full` sampler to get % of full data and speed-ups.")
+            lines += [no_full, ""]
+            notes.append(no_full.replace("`", "").replace('"', ""))
         summary = summary_grid(part, links)
         summary.note = ("Speed-up: full-data fit time ÷ subset fit time (incl. selection: ÷ subset fit + one "
                         "selection from scratch). Break-even trainings: the smallest N for which selecting once "
@@ -620,11 +640,10 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
             tables.append(chosen)
         failed = [(p, r) for p, r in scan.failed if r["dataset"] == dataset and r["model_spec"] == model]
         if failed:
-            lines += ["## Failed units", "",
-                      f"{len(failed)} unit{'s' * (len(failed) != 1)} failed and {'are' if len(failed) != 1 else 'is'} "
-                      "not in the tables above (re-run `cfbench run` to retry).", "", failed_table(failed), ""]
+            note = _failed_note(failed)
+            lines += ["## Failed units", "", note, "", failed_table(failed), ""]
             grid = failed_grid(failed, link=lambda p, folder=folder: relative_link(p, folder))
-            grid.note = "Not in the tables above (re-run `cfbench run` to retry)."
+            grid.note = note.replace("`", "")
             tables.append(grid)
         images: list[tuple[str, bytes]] = []
         if plots:

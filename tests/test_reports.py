@@ -406,3 +406,25 @@ def test_the_selection_table_counts_the_validation_users_a_choice_rested_on():
     assert "val_users" not in table.headers and "val users" in table.headers
     column = table.headers.index("val users")
     assert [line[column] for line in table.texts()] == ["29,000", "4,096"]
+
+
+def test_an_infeasible_full_data_unit_is_named_as_such_not_as_missing(tmp_path):
+    """Where full data was planned infeasible the summary says so (not "add the full sampler"), and the
+    failed-units note tells an infeasible unit (more memory brings it back) from a failure (a re-run does)."""
+    results = tmp_path / "results"
+    _put(results, "a.json", make_row(budget=10))
+    infeasible = make_failed(sampler="full", budget=100)
+    infeasible.update(status="infeasible", error={"kind": "infeasible", "phase": "plan", "traceback": "",
+                                                  "message": "EASE (dual) on 100 support users needs 9 GiB > limit 1 GiB"})
+    _put(results, "full.json", infeasible)
+    _put(results, "failed.json", make_failed(budget=20))
+    out = tmp_path / "lb"
+    write_leaderboards(results, out, plots=False)
+    text = (out / "toy" / "ease.md").read_text()
+    assert "Full data is infeasible here" in text and "add the `full` sampler" not in text
+    note = text.split("## Failed units")[1].strip().splitlines()[0]
+    assert note.startswith("1 unit failed (re-run `cfbench run` to retry); 1 unit was infeasible: predicted not to fit")
+    other = tmp_path / "other"
+    _put(other, "a.json", make_row(budget=10))
+    write_leaderboards(other, tmp_path / "lb2", plots=False)
+    assert "add the `full` sampler" in (tmp_path / "lb2" / "toy" / "ease.md").read_text()
