@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["DeviceError", "gpu_count", "on_device", "resolve_device"]
+__all__ = ["MATMUL_PRECISION_ENV", "DeviceError", "gpu_count", "matmul_precision", "on_device", "precise",
+           "precise_jit", "resolve_device"]
+
+#: Environment variable that sets the precision of float32 matrix products (default ``highest``).
+MATMUL_PRECISION_ENV = "CFBENCH_MATMUL_PRECISION"
+_PRECISIONS = ("highest", "high", "default")
 
 
 class DeviceError(RuntimeError):
@@ -37,11 +44,55 @@ def resolve_device(name: str) -> Any:
     return jax.devices("cpu")[0]
 
 
+def matmul_precision() -> str:
+    """The precision of float32 matrix products in units: ``$CFBENCH_MATMUL_PRECISION``, else ``highest``.
+
+    JAX's own default lets a GPU compute float32 products in TF32 (10-bit mantissa): about 1e-3
+    relative error in the NTK and Gram matrices, which the ridge solves amplify, so rows would not
+    be the float32 results they claim to be. ``highest`` is true float32 on every device (on a CPU
+    all three are the same); ``high`` (bf16×3) and ``default`` (TF32 on a GPU) trade accuracy for speed,
+    and every row records which was used.
+    """
+    value = os.environ.get(MATMUL_PRECISION_ENV, "highest").strip().lower()
+    if value not in _PRECISIONS:
+        raise DeviceError(f"${MATMUL_PRECISION_ENV}={value!r} is not a matmul precision: use one of "
+                          f"{', '.join(_PRECISIONS)} (unset: highest)")
+    return value
+
+
+def precise() -> contextlib.AbstractContextManager[Any]:
+    """Context in which JAX computes float32 products at :func:`matmul_precision` (traced or eager)."""
+    import jax
+
+    return jax.default_matmul_precision(matmul_precision())
+
+
+def precise_jit(fun: Callable[..., Any] | None = None, /, **jit_kwargs: Any) -> Any:
+    """:func:`jax.jit` whose calls trace and run under :func:`precise`, wherever they are called from.
+
+    cfbench's numerics use it instead of ``jax.jit``, so a model or sampler used directly (not in a
+    unit) on a GPU computes true float32 products too. JAX keys its compilation cache on the
+    precision, so each setting compiles once.
+    """
+    if fun is None:
+        return functools.partial(precise_jit, **jit_kwargs)
+    import jax
+
+    jitted = jax.jit(fun, **jit_kwargs)
+
+    @functools.wraps(fun)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with precise():
+            return jitted(*args, **kwargs)
+
+    return call
+
+
 @contextlib.contextmanager
 def on_device(name: str) -> Iterator[Any]:
-    """Run the block with JAX's default device set to :func:`resolve_device` (``name``)."""
+    """Run the block on :func:`resolve_device` (``name``) with float32 products at :func:`matmul_precision`."""
     import jax
 
     device = resolve_device(name)
-    with jax.default_device(device):
+    with jax.default_device(device), precise():
         yield device

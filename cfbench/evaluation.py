@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cfbench import metrics
+from cfbench.devices import precise_jit
 from cfbench.models.base import NumericalError, Recommender, Support, padded_coordinates
 from cfbench.splits import Split
 
@@ -135,7 +136,7 @@ def _build_task(split: Split, phase: str) -> EvaluationTask:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
+@functools.partial(precise_jit, static_argnames=("k",))
 def _mask_and_rank(scores: jax.Array, masked_rows: jax.Array, masked_cols: jax.Array, negatives: jax.Array, k: int):
     """Top-k item indices of ``scores`` with the (row, column) pairs given set to −inf (pairs with an
     out-of-range row are padding and dropped), the scores of the sampled negatives, and how many rows

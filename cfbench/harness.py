@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from cfbench.claims import Claim, abandoned_attempt, claim, remove_finished_claims
 from cfbench.datasets import DatasetError, Interactions, load_dataset
-from cfbench.devices import resolve_device
+from cfbench.devices import matmul_precision, resolve_device
 from cfbench.files import atomic_write_bytes, describe_os_error, remove_orphans
 from cfbench.guard import UnitFailure
 from cfbench.identity import dataset_label, describe_difference, identity_key, row_identity
@@ -503,8 +503,9 @@ def run_suite(config: SuiteConfig, progress: bool = True,
     if results_dir.exists() and not results_dir.is_dir():
         raise ResultsError(f"results directory {results_dir} exists and is not a folder (it is a file); pass a folder "
                            "to --results-dir")
+    matmul_precision()  # a bad $CFBENCH_MATMUL_PRECISION: one line before anything runs
     if config.executor == "local":
-        resolve_device(config.device)  # --device gpu without a GPU: one line before anything runs
+        resolve_device(config.device)  # --device gpu without a GPU: likewise
     else:
         from cfbench.executors import require_ray
 

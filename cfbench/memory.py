@@ -48,7 +48,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 from cfbench.evaluation import CUTOFFS, N_NEGATIVES, SCORE_CHUNK, SHARED_SCORING_BYTES
 
 __all__ = [
-    "ENV_LIMIT", "GATHER_PROGRAM_BYTES", "RUNTIME_OVERHEAD_BYTES", "SAFETY_FRACTION", "Footprint", "MemoryAware",
+    "ACCELERATOR_SLACK", "ENV_LIMIT", "GATHER_PROGRAM_BYTES", "RUNTIME_OVERHEAD_BYTES", "SAFETY_FRACTION", "Footprint", "MemoryAware",
     "ModelPlan", "PeakMemory", "Term", "UnitPlan", "UnitShape", "current_rss_bytes", "default_model_footprint",
     "default_sampler_footprint", "distill_cf_footprint", "ease_footprint", "evaluation_task_footprint",
     "evaluation_terms", "format_bytes", "gather_programs", "host_available_bytes", "infinite_ae_footprint",
@@ -66,8 +66,14 @@ SAFETY_FRACTION = 0.85
 #: grew RSS by 270–370 MiB beyond its arrays, of which ≈ 10 MiB per evaluated chunk is the AUC gathers'
 #: compilation (:data:`GATHER_PROGRAM_BYTES`, counted apart), the rest the model's and the evaluation's
 #: other programs (2-core / 24 GiB machine, JAX 0.10.2, ``benchmarks/memory_model.py``). The "gpu" value is
-#: device memory for cuBLAS/cuSOLVER workspaces and the allocator's rounding: a guess, not measured here.
+#: device memory for CUDA libraries' handles and compiled programs (ML-1M full data on an H100: EASE's λ
+#: search peaked at 0.48 GB of device memory for 0.42 GB predicted arrays).
 RUNTIME_OVERHEAD_BYTES = {"cpu": 256 << 20, "gpu": 512 << 20}
+#: On an accelerator, device memory beyond the arrays in proportion to them: the allocator's rounding and
+#: fragmentation and the solvers' workspaces. Measured on an H100 (JAX 0.11.2): full-data Gowalla λ searches
+#: peaked at 36.50 GB for 35.17 GB of predicted arrays + the 0.54 GB runtime allowance (both models), i.e.
+#: 2.3 % over the flat allowance; 5 % keeps the prediction an upper bound with room.
+ACCELERATOR_SLACK = 0.05
 #: Host memory each compiled AUC gather leaves behind (glibc keeps ≈ 10 MiB of each XLA compilation). Before
 #: ``cfbench.evaluation`` padded the gather indices to powers of two, every 256-user chunk compiled its own
 #: (measured on ML-1M: a first validation pass over 24 chunks +340 MiB RSS, the same pass again +4 MiB); now
@@ -895,14 +901,26 @@ class ModelPlan:
         return out
 
 
-def _model_at(model: Any, shape: UnitShape, extra: Sequence[Term]) -> Footprint:
-    return model_footprint(model, shape).plus(*extra)
+def _with_slack(fp: Footprint, platform: str) -> Footprint:
+    """On an accelerator, ``fp`` plus :data:`ACCELERATOR_SLACK` of its device arrays in every phase."""
+    if platform == "cpu":
+        return fp
+    def slack(ts: Sequence[Term]) -> tuple[Term, ...]:
+        arrays = sum(t.nbytes for t in ts if not t.host)
+        return (Term("allocator and solver workspaces (device)", int(ACCELERATOR_SLACK * arrays)),) if arrays else ()
+
+    return fp._rebuild({phase: (*ts, *slack(ts)) for phase, ts in fp._phase_terms().items()})
+
+
+def _model_at(model: Any, shape: UnitShape, extra: Sequence[Term], platform: str = "cpu") -> Footprint:
+    return _with_slack(model_footprint(model, shape), platform).plus(*extra)
 
 
 def _largest_support(model: Any, shape: UnitShape, limits: _Limits, extra: Sequence[Term]) -> int:
     """The most support rows (≤ ``shape.support_rows``) with which the model fits at batch 1; 0 if none."""
     def fits(n: int) -> bool:
-        return limits.fits(_model_at(model, dataclasses.replace(shape, n_support=n, batch_size=1), extra))
+        return limits.fits(_model_at(model, dataclasses.replace(shape, n_support=n, batch_size=1), extra,
+                                     limits.platform))
     if not fits(1):
         return 0
     lo, hi = 1, shape.support_rows  # lo fits; hi does not (else the model would have fitted)
@@ -928,7 +946,7 @@ def plan_model(model: Any, shape: UnitShape, limit: int | None = None, device: A
     name = getattr(model, "name", type(model).__name__)
     fp = None
     for batch in _batch_candidates(shape.batch_size):
-        fp = _model_at(model, dataclasses.replace(shape, batch_size=batch), extra)
+        fp = _model_at(model, dataclasses.replace(shape, batch_size=batch), extra, limits.platform)
         if limits.fits(fp):
             return ModelPlan(name, True, fp, limits.limit, batch, "", limits.platform, limits.host_limit)
     assert fp is not None
@@ -936,7 +954,7 @@ def plan_model(model: Any, shape: UnitShape, limit: int | None = None, device: A
     if largest:
         reason = limits.reason(fp, f"use a sampler with a budget ≤ {largest:,} users")
     else:
-        floor = _model_at(model, dataclasses.replace(shape, n_support=1, batch_size=1), extra)
+        floor = _model_at(model, dataclasses.replace(shape, n_support=1, batch_size=1), extra, limits.platform)
         reason = limits.reason(fp, floor=floor)
     return ModelPlan(name, False, fp, limits.limit, 1, reason, limits.platform, limits.host_limit)
 
@@ -1038,7 +1056,7 @@ def plan_unit(sampler: Any, models: Sequence[Any], shape: UnitShape, limit: int 
     if not tasks_built:
         tasks = evaluation_task_footprint(shape.n_users, shape.n_items, shape.nnz)
         extras.append(Term("evaluation tasks", tasks.peak_bytes, host=True))
-    selection = selection.plus(*extras)
+    selection = _with_slack(selection, limits.platform).plus(*extras)
     plans = tuple(plan_model(m, shape, limits.limit, device, support + selection.retained_bytes, limits.host_limit)
                   for m in models)
     reasons = [] if limits.fits(selection) else [limits.reason(selection)]

@@ -21,6 +21,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from cfbench.devices import precise
+
 __all__ = ["NTKConfig", "ntk", "ntk_diagonal", "ntk_from_gram"]
 
 
@@ -82,5 +84,6 @@ def ntk_diagonal(sq_norms: jax.Array, n_features: int, config: NTKConfig = NTKCo
 
 def ntk(x1: jax.Array, x2: jax.Array, config: NTKConfig = NTKConfig()) -> jax.Array:
     """Θ(x1, x2) for dense row matrices x1 (n1, d) and x2 (n2, d)."""
-    gram = x1 @ x2.T
+    with precise():
+        gram = x1 @ x2.T
     return ntk_from_gram(gram, jnp.sum(x1 * x1, axis=1), jnp.sum(x2 * x2, axis=1), x1.shape[1], config)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cfbench.devices import on_device
+from cfbench.devices import matmul_precision, on_device
 from cfbench.evaluation import SELECTION_METRIC, evaluate, evaluation_task, select_lambda
 from cfbench.guard import Deadline, UnitFailure, guarded
 from cfbench.memory import PeakMemory, UnitShape, evaluation_task_footprint, memory_limit, plan_model, plan_unit
@@ -61,7 +61,8 @@ def device_description(device: Any = None) -> dict[str, Any]:
 
     device = device if device is not None else jax.devices()[0]
     where: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(),
-                             "device": f"{device.platform}:{device.id} ({getattr(device, 'device_kind', '')})"}
+                             "device": f"{device.platform}:{device.id} ({getattr(device, 'device_kind', '')})",
+                             "matmul_precision": matmul_precision()}
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         where["cuda_visible_devices"] = visible

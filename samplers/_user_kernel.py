@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import scipy.sparse as sp
 
+from cfbench.devices import precise_jit
 from cfbench.ntk import NTKConfig, ntk_diagonal, ntk_from_gram
 
 __all__ = ["UserKernel", "mean_embedding", "ntk_config"]
@@ -24,7 +25,7 @@ def ntk_config(depth: int, w_std: float, b_std: float) -> NTKConfig:
     return NTKConfig(depth=depth, w_std=w_std, b_std=b_std)
 
 
-@functools.partial(jax.jit, static_argnames=("n_features", "config"))
+@functools.partial(precise_jit, static_argnames=("n_features", "config"))
 def _ntk_columns(gram: jax.Array, sq_rows: jax.Array, sq_cols: jax.Array, n_features: int,
                  config: NTKConfig) -> jax.Array:
     return ntk_from_gram(gram, sq_rows, sq_cols, n_features, config)

@@ -63,6 +63,7 @@ import optax
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from cfbench.devices import precise_jit
 from cfbench.evaluation import best_lambda
 from cfbench.memory import Footprint, UnitShape, distill_cf_footprint
 from cfbench.models.base import NumericalError, as_dense
@@ -359,7 +360,7 @@ def finite_adam_step(lr: float, loss):
     a step whose loss or gradient is not finite leaves Z and Adam's state unchanged (reported as ``finite``)."""
     optimizer = optax.adam(lr)
 
-    @jax.jit
+    @precise_jit
     def step(logits, opt_state, key, target_blocks, n_targets, lam):
         (value, parts), grad = jax.value_and_grad(loss, has_aux=True)(logits, key, target_blocks, n_targets, lam)
         finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))

@@ -45,6 +45,7 @@ import numpy as np
 import optax
 import scipy.sparse as sp
 
+from cfbench.devices import precise_jit
 from cfbench.memory import Footprint, UnitShape, svp_cf_footprint
 from cfbench.metrics import inverse_propensity
 from cfbench.numerics import hash_uniform_bits, top_k_random_ties
@@ -198,7 +199,7 @@ def _search_steps(train: sp.csr_matrix) -> int:
     return int(np.ceil(np.log2(np.diff(train.indptr).max() + 1)))
 
 
-@functools.partial(jax.jit, static_argnames=("static",))
+@functools.partial(precise_jit, static_argnames=("static",))
 def _epoch(params: dict[str, jax.Array], opt_state: Any, counts: jax.Array, order: jax.Array, key: jax.Array,
            data: _Data, static: _Static) -> tuple[dict[str, jax.Array], Any, jax.Array, jax.Array]:
     """One BPR epoch over ``order`` (a permutation of the N interactions, zero-padded to whole batches).

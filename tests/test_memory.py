@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from cfbench import memory
 from cfbench.evaluation import evaluate, evaluation_task, select_lambda
 from cfbench.memory import (
+    ACCELERATOR_SLACK,
     ENV_LIMIT,
     GATHER_PROGRAM_BYTES,
     RUNTIME_OVERHEAD_BYTES,
@@ -241,14 +242,30 @@ def test_small_budgets_on_netflix_fit_even_in_a_fresh_process() -> None:
     assert plan.model_plan("ease").batch_size == 1024
 
 
+# Measured on an H100 (JAX 0.11.2, 2026-11-25): full-data Gowalla, the λ search's device peak of each model.
+GOWALLA_FULL = UnitShape(n_users=29_858, n_items=40_981, nnz=780_196, budget=29_858, n_support=29_858)
+GOWALLA_FULL_DEVICE_PEAK = {"infinite-ae": 36_502_270_976, "ease": 36_502_643_200}
+
+
+@pytest.mark.parametrize("model", [InfiniteAE(), EASE()], ids=["infinite-ae", "ease"])
+def test_gpu_plans_bound_the_peaks_measured_on_an_h100(model) -> None:
+    plan = plan_model(model, GOWALLA_FULL, limit=80 * GiB, device="gpu", host_limit=100 * GiB)
+    predicted = plan.footprint.part(host=False).peak_bytes
+    measured = GOWALLA_FULL_DEVICE_PEAK[model.name]
+    assert plan.feasible and measured <= predicted <= 1.1 * measured
+    assert "allocator and solver workspaces (device)" in plan.footprint.part(host=False).breakdown
+
+
 def test_accelerator_plans_check_device_and_host_memory() -> None:
     shape = UnitShape(n_users=20_000, n_items=3706, nnz=2_000_000, budget=5000, n_support=5000)
     fp = model_footprint(InfiniteAE(), shape)
-    device_part = fp.part(host=False).peak_bytes + RUNTIME_OVERHEAD_BYTES["gpu"]
+    arrays = fp.part(host=False).peak_bytes
+    device_part = arrays + int(ACCELERATOR_SLACK * arrays) + RUNTIME_OVERHEAD_BYTES["gpu"]
     host_part = fp.part(host=True).peak_bytes + CPU_OVERHEAD
     assert plan_model(InfiniteAE(), shape, limit=device_part, device="gpu", host_limit=host_part).feasible
     tight_device = plan_model(InfiniteAE(), shape, limit=device_part // 2, device="gpu", host_limit=host_part)
     assert not tight_device.feasible and "> device memory limit" in tight_device.reason
+    assert not plan_model(InfiniteAE(), shape, limit=device_part - 1, device="gpu", host_limit=host_part).feasible
     tight_host = plan_model(InfiniteAE(), shape, limit=device_part, device="gpu", host_limit=host_part // 2)
     assert not tight_host.feasible and "> host memory limit" in tight_host.reason
     record = tight_host.record()

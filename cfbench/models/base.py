@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from cfbench.devices import precise_jit
+
 __all__ = ["NumericalError", "Recommender", "Support", "as_dense", "padded_coordinates"]
 
 Support = sp.spmatrix | sp.sparray | np.ndarray | jax.Array
@@ -51,7 +53,7 @@ def padded_coordinates(x: sp.spmatrix | sp.sparray, pad_row: int
     return rows, cols, vals
 
 
-@functools.partial(jax.jit, static_argnames=("shape", "dtype"))
+@functools.partial(precise_jit, static_argnames=("shape", "dtype"))
 def _scatter_dense(rows: jax.Array, cols: jax.Array, vals: jax.Array, shape: tuple[int, int],
                    dtype: Any) -> jax.Array:
     return jnp.zeros(shape, dtype).at[rows, cols].add(vals.astype(dtype), mode="drop")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 import jax
 import jax.numpy as jnp
 
+from cfbench.devices import precise, precise_jit
 from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
 from cfbench.numerics import ridge_solve
 
@@ -39,12 +40,12 @@ __all__ = ["EASE"]
 # function bit for bit: the Gram is a plain GEMM either way, and adding λI is exact.
 
 
-@jax.jit
+@precise_jit
 def _primal_gram(x: jax.Array) -> jax.Array:
     return x.T @ x
 
 
-@jax.jit
+@precise_jit
 def _primal_solve(gram: jax.Array, lam: jax.Array) -> jax.Array:
     d = gram.shape[0]
     p = ridge_solve(gram, jnp.eye(d, dtype=gram.dtype), lam)  # P = (XᵀX + λI)⁻¹
@@ -52,19 +53,19 @@ def _primal_solve(gram: jax.Array, lam: jax.Array) -> jax.Array:
     return b.at[jnp.diag_indices(d)].set(0.0)
 
 
-@jax.jit
+@precise_jit
 def _dual_gram(x: jax.Array) -> jax.Array:
     return x @ x.T
 
 
-@jax.jit
+@precise_jit
 def _dual_solve(gram: jax.Array, x: jax.Array, lam: jax.Array) -> tuple[jax.Array, jax.Array]:
     w = ridge_solve(gram, x, lam)  # (XXᵀ + λI)⁻¹ X
     s = jnp.sum(x * w, axis=0)
     return w, 1.0 / (1.0 - s)
 
 
-@jax.jit
+@precise_jit
 def _dual_score(q: jax.Array, x: jax.Array, w: jax.Array, inv_one_minus_s: jax.Array) -> jax.Array:
     return q - (q - (q @ x.T) @ w) * inv_one_minus_s[None, :]
 
@@ -159,6 +160,7 @@ class EASE(Recommender):
     def score(self, queries: Support) -> jax.Array:
         if self.solver_ == "primal":
             q = as_dense(queries, self.weights_.dtype)
-            return q @ self.weights_
+            with precise():
+                return q @ self.weights_
         q = as_dense(queries, self.support_.dtype)
         return _dual_score(q, self.support_, self.dual_w_, self.dual_scale_)

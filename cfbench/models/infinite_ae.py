@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 import jax
 import jax.numpy as jnp
 
+from cfbench.devices import precise_jit
 from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
 from cfbench.ntk import NTKConfig, ntk_from_gram
 from cfbench.numerics import ridge_solve
@@ -46,19 +47,19 @@ def _check_int(name: str, value: Any, minimum: int = 1) -> None:
         raise ValueError(f"∞-AE {name} must be an integer ≥ {minimum}, got {value!r}")
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
+@functools.partial(precise_jit, static_argnames=("config",))
 def _kernel_block(rows: jax.Array, support: jax.Array, support_sq: jax.Array, config: NTKConfig) -> jax.Array:
     gram = rows @ support.T
     return ntk_from_gram(gram, jnp.sum(rows * rows, axis=1), support_sq, rows.shape[1], config)
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
+@functools.partial(precise_jit, static_argnames=("config",))
 def _score_block(rows: jax.Array, support: jax.Array, support_sq: jax.Array, alpha: jax.Array,
                  config: NTKConfig) -> jax.Array:
     return _kernel_block(rows, support, support_sq, config) @ alpha
 
 
-@jax.jit
+@precise_jit
 def _apply_alpha(kernel_block: jax.Array, alpha: jax.Array) -> jax.Array:
     # _score_block is this product of _kernel_block's output: XLA compiles the kernel block (a GEMM and
     # an elementwise fusion) and the product (a GEMM) as separate kernels either way, so computing them
@@ -66,7 +67,7 @@ def _apply_alpha(kernel_block: jax.Array, alpha: jax.Array) -> jax.Array:
     return kernel_block @ alpha
 
 
-_ridge_solve = jax.jit(ridge_solve)  # α = (K + ρI)⁻¹ X, jitted on its own (the kernel is built blockwise)
+_ridge_solve = precise_jit(ridge_solve)  # α = (K + ρI)⁻¹ X, jitted on its own (the kernel is built blockwise)
 
 
 def kernel_matrix(rows: jax.Array, support: jax.Array, config: NTKConfig = NTKConfig(),
