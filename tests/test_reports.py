@@ -428,3 +428,23 @@ def test_an_infeasible_full_data_unit_is_named_as_such_not_as_missing(tmp_path):
     _put(other, "a.json", make_row(budget=10))
     write_leaderboards(other, tmp_path / "lb2", plots=False)
     assert "add the `full` sampler" in (tmp_path / "lb2" / "toy" / "ease.md").read_text()
+
+
+def test_speed_ups_compare_fit_times_on_one_device_only(tmp_path):
+    """Full data on a GPU, subsets on a CPU: no speed-up (the fit times of two devices do not compare);
+    a subset that also ran on the GPU gets its speed-up against the GPU's full-data fit."""
+    from cfbench.reports import summary_frame
+
+    gpu = {"device": "gpu:NVIDIA H100 80GB HBM3"}
+    rows = [make_row(sampler="full", budget=100, environment=gpu, timings={"select_s": 0.0, "fit_s": 0.5,
+                                                                          "eval_s": 0.1}),
+            make_row(sampler="random-users", budget=10),  # on the CPU, fit 0.2 s
+            make_row(sampler="head-users", budget=10, environment=gpu, timings={"select_s": 0.0, "fit_s": 0.05,
+                                                                                "eval_s": 0.1})]
+    for row in rows:
+        write_row(row_path(tmp_path, "toy", row["sampler_spec"], "ease", row["budget"], 0), row)
+    summary = summary_frame(rows_frame(load_rows(tmp_path))).set_index(["sampler", "budget"])
+    assert math.isnan(summary.loc[("random-users", 10), "speedup"])
+    assert math.isnan(summary.loc[("random-users", 10), "break_even"])
+    assert summary.loc[("head-users", 10), "speedup"] == pytest.approx(10.0)
+    assert summary.loc[("random-users", 10), "ndcg@10_pct_full"] == pytest.approx(100.0)  # quality still compares
