@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU checks and timings, in parts that each fit one 10-minute call on a lent GPU machine.
 #
-#   bash benchmarks/gpu_check.sh PART [PART ...]      # parts: env quick precision kernels step tests gowalla netflix
+#   bash benchmarks/gpu_check.sh PART [PART ...]   # parts: env precision kernels step tests gowalla distill
+#                                                  #        gowalla_distill netflix
 #
 # Needs: cfbench's dependencies importable by `python3` (the GPU image has them), the datasets under
 # $CFBENCH_DATA_DIR (default: .devdata/data, a copy of ../shared/data carried with the call), and $OUT
@@ -54,8 +55,8 @@ part_step() {
 }
 
 part_tests() {
-  XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 300 $PY -m pytest -q -x -p no:cacheprovider \
-    tests/test_ntk.py tests/test_models.py tests/test_numerics_shared.py tests/test_memory.py \
+  XLA_PYTHON_CLIENT_PREALLOCATE=false timeout ${TESTS_TIMEOUT:-300} $PY -m pytest -q -p no:cacheprovider \
+    tests/test_devices.py tests/test_ntk.py tests/test_models.py tests/test_numerics_shared.py tests/test_memory.py \
     tests/test_evaluation.py tests/samplers 2>&1 | tail -15
 }
 
@@ -66,6 +67,24 @@ part_gowalla() {
     --device gpu --results-dir "$OUT/gowalla-full" --no-report -q
   echo "wall $((SECONDS - t0)) s"
   $PY benchmarks/unit_table.py "$OUT/gowalla-full/gowalla" 2>&1 | tail -5
+}
+
+# Whole Distill-CF distillations on the GPU: ML-1M at 500 synthetic users; Gowalla at 1,000 (user mini-batches).
+part_distill() {
+  local t0=$SECONDS
+  timeout ${DISTILL_TIMEOUT:-300} $PY -m cfbench.cli run --dataset ml-1m --samplers distill-cf --budgets 500 \
+    --models infinite-ae,ease --seeds 0 --device gpu --results-dir "$OUT/ml1m-distill" --no-report -q
+  echo "wall $((SECONDS - t0)) s"
+  $PY benchmarks/unit_table.py "$OUT/ml1m-distill/ml-1m" 2>&1 | tail -3
+}
+
+part_gowalla_distill() {
+  local t0=$SECONDS
+  timeout ${DISTILL_TIMEOUT:-300} $PY -m cfbench.cli run --dataset gowalla \
+    --samplers distill-cf-robust:validation_users=4096 --budgets 1000 --models infinite-ae,ease --seeds 0 \
+    --device gpu --results-dir "$OUT/gowalla-distill" --no-report -q
+  echo "wall $((SECONDS - t0)) s"
+  $PY benchmarks/unit_table.py "$OUT/gowalla-distill/gowalla" 2>&1 | tail -3
 }
 
 part_netflix() {
