@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from cfbench.devices import precise_jit
 from cfbench.models import EASE, InfiniteAE, NumericalError
 from cfbench.models.base import as_dense
 from cfbench.ntk import ntk
@@ -152,14 +153,14 @@ def test_ease_matches_the_single_jit_solver_that_computed_the_shipped_rows(real)
     import jax
     import jax.scipy.linalg as jsl
 
-    @jax.jit
+    @precise_jit  # the shipped rows: CPU, where every precision is float32
     def primal(x, lam):
         d = x.shape[1]
         gram = x.T @ x + lam * jnp.eye(d, dtype=x.dtype)
         p = jsl.cho_solve((jnp.linalg.cholesky(gram), True), jnp.eye(d, dtype=x.dtype))
         return (-p / jnp.diag(p)[None, :]).at[jnp.diag_indices(d)].set(0.0)
 
-    @jax.jit
+    @precise_jit
     def dual(x, lam):
         n = x.shape[0]
         w = jsl.cho_solve((jnp.linalg.cholesky(x @ x.T + lam * jnp.eye(n, dtype=x.dtype)), True), x)
