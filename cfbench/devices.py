@@ -39,8 +39,8 @@ def resolve_device(name: str) -> Any:
     if name in ("auto", "gpu") and gpu_count():
         return jax.devices("gpu")[0]
     if name == "gpu":
-        raise DeviceError("--device gpu, but JAX sees no GPU: install the CUDA build (pip install -e \".[cuda12]\") "
-                          "on a machine with an NVIDIA GPU, or use --device cpu")
+        raise DeviceError("--device gpu, but JAX sees no GPU: install the CUDA build (pip install -e \".[cuda13]\" or "
+                          "\".[cuda12]\") on a machine with an NVIDIA GPU, or use --device cpu")
     return jax.devices("cpu")[0]
 
 
