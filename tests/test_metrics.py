@@ -43,3 +43,21 @@ def test_pooled_auc_by_hand_with_ties():
     assert metrics.pooled_auc(np.array([3.0, 2.0]), np.array([1.0, 2.0])) == pytest.approx(3.5 / 4)
     assert metrics.pooled_auc(np.array([1.0]), np.array([2.0])) == 0.0
     assert math.isnan(metrics.pooled_auc(np.array([]), np.array([1.0])))
+    assert math.isnan(metrics.pooled_auc(np.array([1.0, np.nan]), np.array([1.0])))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pooled_auc_equals_the_rank_sum_form_bit_for_bit(seed):
+    """The shipped rows' AUCs came from U = R_pos − P(P+1)/2 over scipy's mid-ranks; the binary-search form
+    must give the same float. Float32 scores on a coarse grid make many ties, within and across the classes."""
+    import scipy.stats
+
+    rng = np.random.default_rng(seed)
+    pos = (rng.integers(0, 50 + 1000 * seed, 20_000) / 7).astype(np.float32)
+    neg = (rng.integers(0, 40 + 1000 * seed, 90_000) / 7).astype(np.float32)
+    p, n = pos.astype(np.float64), neg.astype(np.float64)
+    ranks = scipy.stats.rankdata(np.concatenate([p, n]))
+    rank_sum_form = float((ranks[: p.size].sum() - p.size * (p.size + 1) / 2.0) / (p.size * n.size))
+    assert metrics.pooled_auc(pos, neg) == rank_sum_form
+    brute = (np.sum(p[:2000, None] > n[None, :5000]) + 0.5 * np.sum(p[:2000, None] == n[None, :5000])) / (2000 * 5000)
+    assert metrics.pooled_auc(pos[:2000], neg[:5000]) == pytest.approx(brute, abs=1e-15)
