@@ -6,10 +6,11 @@ import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 __all__ = ["MATMUL_PRECISION_ENV", "DeviceError", "gpu_count", "matmul_precision", "on_device", "precise",
-           "precise_jit", "resolve_device"]
+           "precise_jit", "resolve_device", "use_compile_cache"]
 
 #: Environment variable that sets the precision of float32 matrix products (default ``highest``).
 MATMUL_PRECISION_ENV = "CFBENCH_MATMUL_PRECISION"
@@ -96,3 +97,25 @@ def on_device(name: str) -> Iterator[Any]:
     device = resolve_device(name)
     with jax.default_device(device), precise():
         yield device
+
+
+def use_compile_cache(folder: str | os.PathLike[str]) -> Path:
+    """Keep JAX's compiled programs in ``folder`` (created), so later runs and other workers load them.
+
+    Compiled programs are the same programs, so rows are the same; only the ``*_compile_s`` timings shrink.
+    The cache holds executable code: keep it in a folder only you can write. Returns the absolute folder. A folder that cannot be created is a one-line :class:`DeviceError`.
+    """
+    import jax
+
+    path = Path(folder).expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DeviceError(f"cannot use {path} as the compilation cache ({err.strerror or err}): pass a writable "
+                          "folder to --compile-cache") from None
+    from jax.experimental.compilation_cache import compilation_cache
+
+    if jax.config.jax_compilation_cache_dir != str(path):
+        compilation_cache.set_cache_dir(str(path))
+        compilation_cache.reset_cache()  # a cache JAX already opened (or found absent) is re-read from ``path``
+    return path

@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from cfbench.devices import MATMUL_PRECISION_ENV, matmul_precision
 from cfbench.guard import UnitFailure
 from cfbench.unit import UnitResult, UnitTask, compute_unit
 
@@ -115,6 +116,10 @@ class _RayDriver:
         # of large products (and λ = 0 solves a lot more): pass the driver's setting, where empty = XLA's
         # default (every core of the node), so rows equal the local executor's on the same machine.
         env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
+        # The driver's float32 precision and compilation cache hold in the workers too.
+        env[MATMUL_PRECISION_ENV] = matmul_precision()
+        if self.config.compile_cache is not None:
+            env["JAX_COMPILATION_CACHE_DIR"] = self.config.compile_cache
         opts: dict[str, Any] = {"num_cpus": self.config.cpus_per_unit, "max_retries": 0}
         # Ray packs tasks on a node by their host memory too: ask for the planner's prediction (capped by
         # the largest node, so that a unit the planner will record as infeasible is still scheduled).

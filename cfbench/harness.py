@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from cfbench.claims import Claim, abandoned_attempt, claim, remove_finished_claims
 from cfbench.datasets import DatasetError, Interactions, load_dataset
-from cfbench.devices import matmul_precision, resolve_device
+from cfbench.devices import matmul_precision, resolve_device, use_compile_cache
 from cfbench.files import atomic_write_bytes, describe_os_error, remove_orphans
 from cfbench.guard import UnitFailure
 from cfbench.identity import dataset_label, describe_difference, identity_key, row_identity
@@ -100,6 +100,9 @@ class SuiteConfig:
     #: Bytes one unit may use (None: what its device has free; $CFBENCH_MEMORY_LIMIT also sets it).
     #: A model predicted not to fit is recorded as *infeasible* (with the prediction), not attempted.
     memory_limit: int | None = None
+    #: Folder where JAX keeps compiled programs between runs (None: JAX's own setting, e.g.
+    #: $JAX_COMPILATION_CACHE_DIR). On a GPU compiling costs more than computing (docs/performance.md).
+    compile_cache: str | None = None
     #: The suite file this configuration was read from (recorded in rows, not in their identity).
     suite_file: str | None = None
 
@@ -504,6 +507,8 @@ def run_suite(config: SuiteConfig, progress: bool = True,
         raise ResultsError(f"results directory {results_dir} exists and is not a folder (it is a file); pass a folder "
                            "to --results-dir")
     matmul_precision()  # a bad $CFBENCH_MATMUL_PRECISION: one line before anything runs
+    if config.compile_cache is not None:
+        config = dataclasses.replace(config, compile_cache=str(use_compile_cache(config.compile_cache)))
     if config.executor == "local":
         resolve_device(config.device)  # --device gpu without a GPU: likewise
     else:

@@ -78,7 +78,8 @@ def test_ray_rows_equal_local_rows(cluster, tmp_path):
     assert again.computed == 0 and again.reused == 28
 
 
-def test_gpu_requests_and_visible_devices(cluster, tmp_path):
+def test_gpu_requests_and_visible_devices(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("CFBENCH_MATMUL_PRECISION", "high")  # the driver's choice must hold in the workers
     summary = run_suite(SuiteConfig(dataset="ml-latest-small", samplers=("random-users",), models=("ease",),
                                     budgets=(10, 20, 50), seeds=(0,), results_dir=tmp_path, executor="ray",
                                     address=cluster.address, device="auto"), progress=False)
@@ -93,6 +94,7 @@ def test_gpu_requests_and_visible_devices(cluster, tmp_path):
         assert where["requested"]["num_gpus"] == 0.125 and 0 < where["requested"]["memory"] < 2**31
         assert where["cuda_visible_devices"] == where["gpu_ids"][0]
         assert where["device"].startswith("cpu")  # the CPU-only jaxlib computes on the CPU all the same
+        assert where["matmul_precision"] == "high"
 
 
 def ray_nodes(cluster):

@@ -68,6 +68,7 @@ cpus_per_unit = 2
 results_dir = "../my-runs"
 leaderboards_dir = "boards"
 tune_metric = "ndcg@10"
+compile_cache = "../jax-cache"
 ''')
     suite = load_suite(path)
     (config,) = suite.parts
@@ -79,6 +80,7 @@ tune_metric = "ndcg@10"
     assert (config.rating_threshold, config.dtype, config.batch_size, config.unit_timeout) == (4.0, "float64", 256, 600)
     assert (config.executor, config.address, config.device, config.cpus_per_unit) == ("ray", "auto", "cpu", 2)
     assert config.tune_metric == "ndcg@10" and config.suite_file == str(path)
+    assert Path(config.compile_cache) == tmp_path / "project" / "jax-cache"
     resolved = resolved_suite(config)
     assert json.loads(json.dumps(resolved)) == resolved and resolved["samplers"][2].startswith("svp-cf:")
     assert json.loads(json.dumps(suite.resolved()))["parts"] == [resolved]
