@@ -224,6 +224,22 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def lambda_edge_grid(df: pd.DataFrame, links: Links = _no_links) -> Table | None:
+    """The (sampler, budget) cells whose chosen λ lies at an edge of the model's grid, with their seeds."""
+    edges = df[df["lambda_edge"].notna()] if "lambda_edge" in df else df.iloc[:0]
+    if edges.empty:
+        return None
+    body = []
+    for (sampler, budget, edge), part in edges.groupby(["sampler", "budget", "lambda_edge"], sort=True):
+        lams = ", ".join(f"{v:g}" for v in sorted(set(part["lambda"])))
+        body.append([Cell(sampler), Cell(str(budget), budget), Cell(edge),
+                     Cell(",".join(map(str, sorted(part["seed"])))), Cell(lams, None, links(part))])
+    return Table("lambda-edge", "λ at the edge of its grid", ["sampler", "budget", "edge", "seeds", "λ"], body,
+                 "These rows chose the smallest (above 0) or the largest λ of the model's grid that could be scored: "
+                 "the best λ may lie outside it, so their quality may be understated. A wider grid "
+                 "(the model's lambda_grid) would tell.")
+
+
 def selection_grid(rows: list[dict[str, Any]], row_links: list[tuple[tuple[str, str], ...]] | None = None
                    ) -> Table | None:
     """What self-tuning samplers chose (their scalar ``diagnostics``), one line per (sampler, budget, seed);
@@ -649,6 +665,10 @@ def write_leaderboards(results_dir: str | Path, out_dir: str | Path, plots: bool
                       "From each row's `selection` (e.g. Distill-CF's τ, best step and validation HR@100, "
                       "seconds per step and compile time).", "", markdown_table(chosen), ""]
             tables.append(chosen)
+        edges = lambda_edge_grid(part, links)
+        if edges is not None:
+            lines += [f"## {edges.title}", "", edges.note, "", markdown_table(edges), ""]
+            tables.append(edges)
         failed = [(p, r) for p, r in scan.failed if r["dataset"] == dataset and r["model_spec"] == model]
         if failed:
             note = _failed_note(failed)

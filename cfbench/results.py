@@ -557,6 +557,22 @@ def _peak_host_bytes(row: dict[str, Any]) -> float:
     return float(max(peaks)) if peaks else math.nan
 
 
+def lambda_grid_edge(row: dict[str, Any]) -> str | None:
+    """``"lower"`` or ``"upper"`` when a row's chosen λ is the smallest (above 0) or the largest of the grid
+    values that got a validation score: the best λ may then lie outside the grid. None inside the grid, at
+    λ = 0 (nothing lies below it), or when the row recorded no grid."""
+    grid = row.get("lambda_grid_val") or {}
+    scored = sorted(float(k) for k, v in grid.items() if isinstance(v, int | float) and math.isfinite(v))
+    lam = row.get("lambda")
+    if len(scored) < 2 or lam is None:
+        return None
+    if lam == scored[-1]:
+        return "upper"
+    if lam == scored[0] and lam > 0:
+        return "lower"
+    return None
+
+
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """One flat record per row: configuration, subset size, test metrics, timings.
 
@@ -583,6 +599,7 @@ def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         rec.update(timings)
         rec["device"] = row["environment"]["device"]
         rec["peak_host_bytes"] = _peak_host_bytes(row)
+        rec["lambda_edge"] = lambda_grid_edge(row)
         records.append(rec)
     df = pd.DataFrame.from_records(records)
     for column in EXPORT_COLUMNS:

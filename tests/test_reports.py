@@ -448,3 +448,29 @@ def test_speed_ups_compare_fit_times_on_one_device_only(tmp_path):
     assert math.isnan(summary.loc[("random-users", 10), "break_even"])
     assert summary.loc[("head-users", 10), "speedup"] == pytest.approx(10.0)
     assert summary.loc[("random-users", 10), "ndcg@10_pct_full"] == pytest.approx(100.0)  # quality still compares
+
+
+def test_lambda_at_the_edge_of_its_grid_is_flagged(tmp_path):
+    """λ at the largest scored grid value, or the smallest above 0, may be a grid artefact: say so."""
+    from cfbench.results import lambda_grid_edge
+
+    grid = {"0.0": None, "1.0": 30.0, "5.0": 40.0, "100.0": 35.0}  # λ = 0 was singular (no score)
+    assert lambda_grid_edge({"lambda": 1.0, "lambda_grid_val": grid}) == "lower"  # 0 failed: 1 is the edge
+    assert lambda_grid_edge({"lambda": 5.0, "lambda_grid_val": grid}) is None
+    assert lambda_grid_edge({"lambda": 100.0, "lambda_grid_val": grid}) == "upper"
+    assert lambda_grid_edge({"lambda": 0.0, "lambda_grid_val": {"0.0": 9.0, "1.0": 8.0}}) is None  # nothing below 0
+    assert lambda_grid_edge({"lambda": 1.0, "lambda_grid_val": {"1.0": 8.0}}) is None  # a grid of one says nothing
+    assert lambda_grid_edge({"lambda": 1.0}) is None
+
+    results, out = tmp_path / "results", tmp_path / "boards"
+    rows = [make_row(sampler="head-users", budget=10, seed=s, lambda_grid_val=grid, **{"lambda": 100.0})
+            for s in (0, 1)]
+    rows += [make_row(sampler="random-users", budget=10, lambda_grid_val=grid, **{"lambda": 5.0}),
+             make_row(sampler="random-users", budget=20, lambda_grid_val=grid, **{"lambda": 1.0})]
+    for row in rows:
+        write_row(row_path(results, "toy", row["sampler_spec"], "ease", row["budget"], row["seed"]), row)
+    write_leaderboards(results, out, plots=False)
+    section = (out / "toy" / "ease.md").read_text().split("## λ at the edge of its grid")[1].split("##")[0]
+    table = [line for line in section.splitlines() if line.startswith("| ") and "sampler" not in line]
+    assert [[c.strip() for c in line.split("|")[1:-1]] for line in table] == [
+        ["head-users", "10", "upper", "0,1", "100"], ["random-users", "20", "lower", "0", "1"]]
