@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # GPU checks and timings, in parts that each fit one 10-minute call on a lent GPU machine.
 #
-#   bash benchmarks/gpu_check.sh PART [PART ...]   # parts: env precision kernels step tests gowalla distill
-#                                                  #        gowalla_distill netflix
+#   bash benchmarks/gpu_check.sh PART [PART ...]   # parts: env precision kernels step tests alltests gowalla
+#                                                  #        distill gowalla_distill netflix
+#
+# First GPU session (2026-11-25, H100, 30 min): env precision step kernels, gowalla, netflix (∞-AE only),
+# tests (cut at 25 %), distill; gowalla_distill was cut at its 140 s limit. Next time, in this order:
+# alltests (the suite has never run whole on a GPU), gowalla_distill with --compile-cache, netflix's EASE,
+# then a second `precision` run with a warm compile cache to measure what the cache saves.
 #
 # Needs: cfbench's dependencies importable by `python3` (the GPU image has them), the datasets under
 # $CFBENCH_DATA_DIR (default: .devdata/data, a copy of ../shared/data carried with the call), and $OUT
@@ -54,6 +59,12 @@ part_step() {
     --budgets 50,500 --taus 5 --steps 8 2>&1 | tail -20
 }
 
+# The whole test suite on the GPU (several workers share it: no preallocation). Needs pytest-xdist (in the image).
+part_alltests() {
+  XLA_PYTHON_CLIENT_PREALLOCATE=false timeout ${TESTS_TIMEOUT:-540} $PY -m pytest -q -p no:cacheprovider -n 8 \
+    --ignore=tests/test_executors.py 2>&1 | tail -25
+}
+
 part_tests() {
   XLA_PYTHON_CLIENT_PREALLOCATE=false timeout ${TESTS_TIMEOUT:-300} $PY -m pytest -q -p no:cacheprovider \
     tests/test_devices.py tests/test_ntk.py tests/test_models.py tests/test_numerics_shared.py tests/test_memory.py \
@@ -82,7 +93,7 @@ part_gowalla_distill() {
   local t0=$SECONDS
   timeout ${DISTILL_TIMEOUT:-300} $PY -m cfbench.cli run --dataset gowalla \
     --samplers distill-cf-robust:validation_users=4096 --budgets 1000 --models infinite-ae,ease --seeds 0 \
-    --device gpu --results-dir "$OUT/gowalla-distill" --no-report -q
+    --device gpu --results-dir "$OUT/gowalla-distill" --compile-cache /tmp/jax-cache --no-report -q
   echo "wall $((SECONDS - t0)) s"
   $PY benchmarks/unit_table.py "$OUT/gowalla-distill/gowalla" 2>&1 | tail -3
 }
