@@ -102,6 +102,10 @@ def _counted(counter: collections.Counter, total: int) -> list[str]:
     return [f"{k} ({n} row{'s' * (n != 1)})" for k, n in sorted(counter.items(), key=lambda kn: (-kn[1], kn[0]))]
 
 
+#: What ``computed_by.matmul_precision`` meant on a GPU (cfbench.devices; on a CPU all are float32).
+_PRECISIONS = {"high": "'high' precision (bf16×3 on a GPU)", "default": "'default' precision (TF32 on a GPU)"}
+
+
 def environment_summary(rows: Sequence[dict[str, Any]]) -> EnvironmentSummary:
     """The distinct hardware and package versions of ``rows`` (with row counts where they differ) and the
     UTC date range of their ``created`` stamps."""
@@ -117,6 +121,9 @@ def environment_summary(rows: Sequence[dict[str, Any]]) -> EnvironmentSummary:
             details.append(f"{env['n_devices']} devices")
         if env.get("platform"):
             details.append(str(env["platform"]))
+        where = row.get("computed_by") if isinstance(row.get("computed_by"), dict) else {}
+        if where.get("matmul_precision") not in (None, "highest"):  # faster, less exact float32 products
+            details.append(f"float32 products at {_PRECISIONS.get(where['matmul_precision'], where['matmul_precision'])}")
         hardware[f"{env.get('device', '?')}" + (f" ({', '.join(details)})" if details else "")] += 1
         packages = dict(env.get("packages") or {}) if isinstance(env.get("packages"), dict) else {}
         if env.get("python"):

@@ -279,6 +279,16 @@ def test_environment_summary_counts_what_differs():
     assert env.created == "rows created 2026-11-24 – 2026-12-01"  # UTC dates
 
 
+
+def test_environment_summary_says_when_float32_products_were_not_true_float32():
+    gpu = {"device": "gpu:H100"}
+    rows = [make_row(environment=gpu, computed_by={"matmul_precision": "highest"}),
+            make_row(environment=gpu, computed_by={"matmul_precision": "default"}),
+            make_row(environment=gpu)]  # rows from before the precision was recorded
+    assert environment_summary(rows).hardware == [
+        "gpu:H100 (2 rows)", "gpu:H100 (float32 products at 'default' precision (TF32 on a GPU)) (1 row)"]
+
+
 # ------------------------------------------------------------------------------------------------ browser
 
 
