@@ -1,4 +1,6 @@
-"""Which JAX device a unit computes on (``--device auto|cpu|gpu``)."""
+"""Where and how cfbench's numerics run: the JAX device (``--device auto|cpu|gpu``), the precision of
+float32 matrix products (true float32 unless ``$CFBENCH_MATMUL_PRECISION`` says otherwise: the
+:func:`precise_jit` every numerical kernel is compiled with), and the compilation cache (``--compile-cache``)."""
 
 from __future__ import annotations
 
@@ -103,7 +105,8 @@ def use_compile_cache(folder: str | os.PathLike[str]) -> Path:
     """Keep JAX's compiled programs in ``folder`` (created), so later runs and other workers load them.
 
     Compiled programs are the same programs, so rows are the same; only the ``*_compile_s`` timings shrink.
-    The cache holds executable code: keep it in a folder only you can write. Returns the absolute folder. A folder that cannot be created is a one-line :class:`DeviceError`.
+    The cache holds executable code: keep it in a folder only you can write. Returns the absolute folder;
+    a folder that cannot be created is a one-line :class:`DeviceError`.
     """
     import jax
 
