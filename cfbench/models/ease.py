@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, ClassVar, Self
 
 import jax
 import jax.numpy as jnp
+import scipy.sparse as sp
 
 from cfbench.devices import precise, precise_jit
+from cfbench.gram import SparseRows, exact_pair, sparse_gram, sparse_pays
 from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
 from cfbench.numerics import ridge_solve
 
@@ -70,6 +72,19 @@ def _dual_score(q: jax.Array, x: jax.Array, w: jax.Array, inv_one_minus_s: jax.A
     return q - (q - (q @ x.T) @ w) * inv_one_minus_s[None, :]
 
 
+@precise_jit
+def _dual_score_from_gram(q: jax.Array, q_gram: jax.Array, w: jax.Array, inv_one_minus_s: jax.Array) -> jax.Array:
+    # _dual_score with X_q Xᵀ computed elsewhere (cfbench.gram's exact sparse product): XLA runs that GEMM as
+    # its own kernel either way, so the rest sees the same inputs and gives the same bits (tested).
+    return q - (q - q_gram @ w) * inv_one_minus_s[None, :]
+
+
+def _exact_sparse(x: Support, dtype: object) -> SparseRows | None:
+    """``x`` as :class:`SparseRows` where its Gram products are exact in ``dtype`` (integer-valued rows)."""
+    rows = SparseRows.of(x)
+    return rows if rows is not None and exact_pair(rows, rows, dtype) else None
+
+
 class EASE(Recommender):
     """EASE with ridge ``lam`` (absolute, on the Gram matrix XᵀX).
 
@@ -105,17 +120,27 @@ class EASE(Recommender):
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"EASE dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
-    def _prepare(self, support: Support) -> tuple[str, jax.Array, jax.Array]:
-        """The λ-independent work: dense support, solver, and its Gram matrix (XᵀX or XXᵀ)."""
+    def _prepare(self, support: Support) -> tuple[str, jax.Array, jax.Array, SparseRows | None]:
+        """The λ-independent work: dense support, solver, its Gram matrix (XᵀX or XXᵀ), and the support
+        kept sparse where its Gram products are exact (integer-valued rows; :mod:`cfbench.gram`)."""
         self._check_params()
-        x = as_dense(support, resolve_dtype(self.dtype))
+        dtype = resolve_dtype(self.dtype)
+        x = as_dense(support, dtype)
         n, d = x.shape
         if n == 0:
             raise ValueError("EASE needs at least one support user")
         solver = ("primal" if d <= n else "dual") if self.solver == "auto" else self.solver
-        return solver, x, _primal_gram(x) if solver == "primal" else _dual_gram(x)
+        if solver == "primal":
+            columns = _exact_sparse(sp.csr_matrix(support).T, dtype) if sp.issparse(support) else None
+            if columns is not None and sparse_pays(columns, columns):
+                return solver, x, sparse_gram(columns, columns, dtype), None  # XᵀX
+            return solver, x, _primal_gram(x), None
+        rows = _exact_sparse(support, dtype)
+        gram = sparse_gram(rows, rows, dtype) if rows is not None and sparse_pays(rows, rows) else _dual_gram(x)
+        return solver, x, gram, rows
 
-    def _with_solution(self, solver: str, x: jax.Array, gram: jax.Array, lam: float) -> Self:
+    def _with_solution(self, solver: str, x: jax.Array, gram: jax.Array, rows: SparseRows | None,
+                       lam: float) -> Self:
         fitted = self.clone(lam=lam)
         fitted._check_params()
         lam_arr = jnp.asarray(lam, x.dtype)
@@ -124,7 +149,7 @@ class EASE(Recommender):
             fitted.weights_ = _primal_solve(gram, lam_arr)
             state = (fitted.weights_,)
         else:
-            fitted.support_ = x
+            fitted.support_, fitted.support_rows_ = x, rows
             fitted.dual_w_, fitted.dual_scale_ = _dual_solve(gram, x, lam_arr)
             state = (fitted.dual_w_, fitted.dual_scale_)
         if not all(bool(jnp.all(jnp.isfinite(a))) for a in state):
@@ -163,4 +188,10 @@ class EASE(Recommender):
             with precise():
                 return q @ self.weights_
         q = as_dense(queries, self.support_.dtype)
+        support_rows: SparseRows | None = getattr(self, "support_rows_", None)
+        if support_rows is not None:
+            rows = SparseRows.of(queries, transpose=False)
+            if rows is not None and exact_pair(rows, support_rows, q.dtype) and sparse_pays(rows, support_rows):
+                return _dual_score_from_gram(q, sparse_gram(rows, support_rows, q.dtype), self.dual_w_,
+                                             self.dual_scale_)
         return _dual_score(q, self.support_, self.dual_w_, self.dual_scale_)

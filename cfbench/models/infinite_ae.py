@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from cfbench.devices import precise_jit
+from cfbench.gram import SparseRows, exact_pair, sparse_gram, sparse_pays
 from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
 from cfbench.ntk import NTKConfig, ntk_from_gram
 from cfbench.numerics import ridge_solve
@@ -53,6 +54,14 @@ def _kernel_block(rows: jax.Array, support: jax.Array, support_sq: jax.Array, co
     return ntk_from_gram(gram, jnp.sum(rows * rows, axis=1), support_sq, rows.shape[1], config)
 
 
+@functools.partial(precise_jit, static_argnames=("n_features", "config"))
+def _kernel_from_gram(gram: jax.Array, rows_sq: jax.Array, support_sq: jax.Array, n_features: int,
+                      config: NTKConfig) -> jax.Array:
+    # _kernel_block's elementwise part, for a Gram block computed elsewhere (cfbench.gram's exact sparse
+    # product): the same fusion of the same inputs, so the same bits (tested).
+    return ntk_from_gram(gram, rows_sq, support_sq, n_features, config)
+
+
 @functools.partial(precise_jit, static_argnames=("config",))
 def _score_block(rows: jax.Array, support: jax.Array, support_sq: jax.Array, alpha: jax.Array,
                  config: NTKConfig) -> jax.Array:
@@ -76,6 +85,21 @@ def kernel_matrix(rows: jax.Array, support: jax.Array, config: NTKConfig = NTKCo
     support_sq = jnp.sum(support * support, axis=1)
     blocks = [_kernel_block(rows[s:s + block_size], support, support_sq, config)
               for s in range(0, rows.shape[0], block_size)]
+    return jnp.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+
+
+def _sparse_support(support: Support, dtype: Any) -> SparseRows | None:
+    """``support`` as :class:`SparseRows` where its Gram products are exact in ``dtype`` (integer-valued rows)."""
+    rows = SparseRows.of(support)
+    return rows if rows is not None and exact_pair(rows, rows, dtype) else None
+
+
+def _sparse_kernel_matrix(rows: SparseRows, support_sq: jax.Array, dtype: Any, config: NTKConfig,
+                          block_size: int) -> jax.Array:
+    """Θ(X_s, X_s) from the exact sparse Gram, ``block_size`` rows at a time: ``kernel_matrix``'s bits."""
+    n, d = rows.rows.shape
+    blocks = [_kernel_from_gram(sparse_gram(rows, rows, dtype, slice(s, s + block_size)), support_sq[s:s + block_size],
+                                support_sq, d, config) for s in range(0, n, block_size)]
     return jnp.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
@@ -122,14 +146,24 @@ class InfiniteAE(Recommender):
     def config(self) -> NTKConfig:
         return NTKConfig(self.depth, self.w_std, self.b_std)
 
-    def _prepare(self, support: Support) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def _prepare(self, support: Support) -> tuple[jax.Array, jax.Array, jax.Array, SparseRows | None]:
+        """The λ-independent work: the dense support, its squared norms, the kernel K, and the support kept
+        sparse where its Gram products are exact (integer-valued rows; :mod:`cfbench.gram`)."""
         self._check_params()
-        xs = as_dense(support, resolve_dtype(self.dtype))
+        dtype = resolve_dtype(self.dtype)
+        xs = as_dense(support, dtype)
         if xs.shape[0] == 0:
             raise ValueError("∞-AE needs at least one support user")
-        return xs, jnp.sum(xs * xs, axis=1), kernel_matrix(xs, xs, self.config, self.block_size)
+        xs_sq = jnp.sum(xs * xs, axis=1)
+        rows = _sparse_support(support, dtype)
+        if rows is not None and sparse_pays(rows, rows):
+            kernel = _sparse_kernel_matrix(rows, xs_sq, dtype, self.config, self.block_size)
+        else:
+            kernel = kernel_matrix(xs, xs, self.config, self.block_size)
+        return xs, xs_sq, kernel, rows
 
-    def _with_solution(self, xs: jax.Array, xs_sq: jax.Array, kernel: jax.Array, lam: float) -> Self:
+    def _with_solution(self, xs: jax.Array, xs_sq: jax.Array, kernel: jax.Array, rows: SparseRows | None,
+                       lam: float) -> Self:
         _check_real("lam", lam)  # a negative λ is an error, not |λ|
         ridge = lam * jnp.trace(kernel) / kernel.shape[0]
         alpha = _ridge_solve(kernel, xs, ridge.astype(kernel.dtype))
@@ -137,6 +171,7 @@ class InfiniteAE(Recommender):
             raise NumericalError(f"∞-AE solve with lam={lam} is not finite: the kernel is singular; use lam > 0")
         fitted = self.clone(lam=lam)
         fitted.support_, fitted.support_sq_, fitted.alpha_ = xs, xs_sq, alpha
+        fitted.support_rows_ = rows
         return fitted
 
     def fit(self, support: Support) -> Self:
@@ -145,10 +180,10 @@ class InfiniteAE(Recommender):
         return self
 
     def fit_path(self, support: Support, grid: Sequence[float]) -> Iterator[tuple[float, Self | NumericalError]]:
-        xs, xs_sq, kernel = self._prepare(support)  # shared by every λ
+        prepared = self._prepare(support)  # shared by every λ
         for lam in grid:
             try:
-                yield lam, self._with_solution(xs, xs_sq, kernel, lam)
+                yield lam, self._with_solution(*prepared, lam)
             except NumericalError as err:
                 yield lam, err
 
@@ -162,7 +197,29 @@ class InfiniteAE(Recommender):
                                      grid_size=len(self.lambda_grid), positives=shape.positives,
                                      mean_row=shape.mean_row, eval_chunks=shape.eval_chunks)
 
+    def _sparse_query_kernel(self, queries: Support) -> jax.Array | None:
+        """Θ(X_q, X_s) through the exact sparse Gram where both sides allow it and it is cheaper, else None."""
+        support_rows: SparseRows | None = getattr(self, "support_rows_", None)
+        if support_rows is None:
+            return None
+        rows = SparseRows.of(queries, transpose=False)
+        dtype = self.alpha_.dtype
+        if rows is None or not exact_pair(rows, support_rows, dtype) or not sparse_pays(rows, support_rows):
+            return None
+        return _kernel_from_gram(sparse_gram(rows, support_rows, dtype), jnp.asarray(rows.sq_norms, dtype),
+                                 self.support_sq_, int(rows.rows.shape[1]), self.config)
+
+    def _query_kernel(self, queries: Support) -> jax.Array:
+        """Θ(X_q, X_s), by the sparse Gram or the dense one (the same bits either way)."""
+        block = self._sparse_query_kernel(queries)
+        if block is None:
+            block = _kernel_block(as_dense(queries, self.alpha_.dtype), self.support_, self.support_sq_, self.config)
+        return block
+
     def score(self, queries: Support) -> jax.Array:
+        block = self._sparse_query_kernel(queries)
+        if block is not None:
+            return _apply_alpha(block, self.alpha_)
         q = as_dense(queries, self.alpha_.dtype)
         return _score_block(q, self.support_, self.support_sq_, self.alpha_, self.config)
 
@@ -170,7 +227,8 @@ class InfiniteAE(Recommender):
         """What Θ(X_q, X_s) depends on, or None where ``score`` is overridden (no sharing then)."""
         if type(self).score is not InfiniteAE.score:
             return None
-        return id(self.support_), id(self.support_sq_), self.config, self.alpha_.dtype
+        return (id(self.support_), id(self.support_sq_), id(getattr(self, "support_rows_", None)), self.config,
+                self.alpha_.dtype)
 
     @classmethod
     def score_many(cls, queries: Support, models: Sequence[Recommender]) -> list[jax.Array]:
@@ -189,9 +247,7 @@ class InfiniteAE(Recommender):
                 i, model = members[0]
                 out[i] = model.score(queries)
                 continue
-            first = members[0][1]
-            q = as_dense(queries, first.alpha_.dtype)
-            block = _kernel_block(q, first.support_, first.support_sq_, first.config)
+            block = members[0][1]._query_kernel(queries)
             for i, model in members:
                 out[i] = _apply_alpha(block, model.alpha_)
         return cast(list[jax.Array], out)
