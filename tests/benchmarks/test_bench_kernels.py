@@ -69,3 +69,30 @@ def test_evaluate_all_users(benchmark, ml1m_like):
     model = InfiniteAE(lam=5.0).fit(ml1m_like[:500])
     task = evaluation_task(split, "test")
     benchmark.pedantic(lambda: evaluate(model, task), rounds=3, warmup_rounds=1)
+
+
+@pytest.fixture(scope="module")
+def gowalla_like():
+    """Gowalla's shape (29,858 users × 40,981 items, 0.084 % dense: ≈ 34 interactions per user), 0/1."""
+    rng = np.random.default_rng(1)
+    x = sp.random(29858, 40981, density=0.00084, format="csr", random_state=rng, dtype=np.float32)
+    x.data[:] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("path", ["sparse", "dense"])
+def test_query_gram_gowalla_shape(benchmark, gowalla_like, path):
+    """One 256-user query block against 2,000 support users: cfbench.gram's exact sparse product vs the GEMM."""
+    import jax.numpy as jnp
+
+    from cfbench.devices import precise_jit
+    from cfbench.gram import SparseRows, sparse_gram
+
+    queries, support = gowalla_like[:256], gowalla_like[-2000:]
+    if path == "sparse":
+        q_rows, s_rows = SparseRows.of(queries, transpose=False), SparseRows.of(support)
+        benchmark(_ready(lambda: sparse_gram(q_rows, s_rows, jnp.float32)))
+    else:
+        gemm = precise_jit(lambda a, b: a @ b.T)
+        q, s = jnp.asarray(queries.toarray()), jnp.asarray(support.toarray())
+        benchmark(_ready(lambda: gemm(q, s)))
