@@ -120,30 +120,36 @@ class EASE(Recommender):
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"EASE dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
-    def _prepare(self, support: Support) -> tuple[str, jax.Array, jax.Array, SparseRows | None]:
-        """The λ-independent work: dense support, solver, its Gram matrix (XᵀX or XXᵀ), and the support
-        kept sparse where its Gram products are exact (integer-valued rows; :mod:`cfbench.gram`)."""
+    def _prepare(self, support: Support) -> tuple[str, jax.Array | None, jax.Array, SparseRows | None]:
+        """The λ-independent work: the solver, the dense support (None where nothing needs it: the primal
+        solver with a sparse Gram), its Gram matrix (XᵀX or XXᵀ), and the support kept sparse where its Gram
+        products are exact (integer-valued rows; :mod:`cfbench.gram`)."""
         self._check_params()
         dtype = resolve_dtype(self.dtype)
-        x = as_dense(support, dtype)
-        n, d = x.shape
+        if sp.issparse(support) and support.ndim == 2:
+            n, d = support.shape
+        else:
+            dense = as_dense(support, dtype)
+            (n, d), support = dense.shape, dense
         if n == 0:
             raise ValueError("EASE needs at least one support user")
         solver = ("primal" if d <= n else "dual") if self.solver == "auto" else self.solver
         if solver == "primal":
             columns = _exact_sparse(sp.csr_matrix(support).T, dtype) if sp.issparse(support) else None
             if columns is not None and sparse_pays(columns, columns):
-                return solver, x, sparse_gram(columns, columns, dtype), None  # XᵀX
+                return solver, None, sparse_gram(columns, columns, dtype), None  # XᵀX; the solve needs only it
+            x = as_dense(support, dtype)
             return solver, x, _primal_gram(x), None
+        x = as_dense(support, dtype)
         rows = _exact_sparse(support, dtype)
         gram = sparse_gram(rows, rows, dtype) if rows is not None and sparse_pays(rows, rows) else _dual_gram(x)
         return solver, x, gram, rows
 
-    def _with_solution(self, solver: str, x: jax.Array, gram: jax.Array, rows: SparseRows | None,
+    def _with_solution(self, solver: str, x: jax.Array | None, gram: jax.Array, rows: SparseRows | None,
                        lam: float) -> Self:
         fitted = self.clone(lam=lam)
         fitted._check_params()
-        lam_arr = jnp.asarray(lam, x.dtype)
+        lam_arr = jnp.asarray(lam, gram.dtype)
         fitted.solver_ = solver
         if solver == "primal":
             fitted.weights_ = _primal_solve(gram, lam_arr)
