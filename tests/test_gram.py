@@ -136,3 +136,22 @@ def test_real_valued_supports_keep_the_dense_gemm(always_sparse: list[int]) -> N
         scores = model.fit(support).score(queries)
         assert np.all(np.isfinite(np.asarray(scores)))
     assert always_sparse == []
+
+
+def test_ease_primal_on_a_sparse_gram_never_densifies_the_support(always_sparse: list[int],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import cfbench.models.ease as ease_module
+
+    densified: list[tuple[int, ...]] = []
+    original = ease_module.as_dense
+
+    def counted(x, dtype):  # type: ignore[no-untyped-def]
+        densified.append(tuple(x.shape))
+        return original(x, dtype)
+
+    monkeypatch.setattr(ease_module, "as_dense", counted)
+    support = _interactions(np.random.default_rng(4), 80, 30, 0.2)
+    model = EASE(lam=5.0).fit(support)  # 80 users ≥ 30 items: primal
+    assert model.solver_ == "primal" and always_sparse and densified == []
+    want = EASE(lam=5.0).fit(support.toarray()).weights_
+    np.testing.assert_array_equal(np.asarray(model.weights_), np.asarray(want))
