@@ -155,3 +155,15 @@ def test_ease_primal_on_a_sparse_gram_never_densifies_the_support(always_sparse:
     assert model.solver_ == "primal" and always_sparse and densified == []
     want = EASE(lam=5.0).fit(support.toarray()).weights_
     np.testing.assert_array_equal(np.asarray(model.weights_), np.asarray(want))
+
+
+@pytest.mark.parametrize("sparse_cost", [gram.SPARSE_OP_COST_PER_CORE, 0])
+@pytest.mark.parametrize("model", [InfiniteAE(lam=1.0), EASE(lam=1.0, solver="dual"), EASE(lam=1.0, solver="primal")])
+def test_queries_over_other_items_are_a_one_line_error(model, sparse_cost: int,  # type: ignore[no-untyped-def]
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gram, "SPARSE_OP_COST_PER_CORE", sparse_cost)
+    rng = np.random.default_rng(5)
+    fitted = model.fit(_interactions(rng, 40, 30, 0.2))
+    with pytest.raises(ValueError, match=r"the queries have 31 items but the model was fitted on 30") as err:
+        fitted.score(_interactions(rng, 5, 31, 0.2))
+    assert "\n" not in str(err.value)

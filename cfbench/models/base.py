@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from cfbench.devices import precise_jit
 
-__all__ = ["NumericalError", "Recommender", "Support", "as_dense", "padded_coordinates"]
+__all__ = ["NumericalError", "Recommender", "Support", "as_dense", "check_query_items", "padded_coordinates"]
 
 Support = sp.spmatrix | sp.sparray | np.ndarray | jax.Array
 
@@ -77,6 +77,16 @@ def as_dense(x: Support, dtype: Any) -> jax.Array:
     if arr.ndim != 2:
         raise ValueError(f"expected a 2-D users × items matrix, got shape {arr.shape}")
     return arr
+
+
+def check_query_items(queries: Support, n_items: int, model: str) -> None:
+    """A one-line ValueError unless ``queries`` is a 2-D matrix over the ``n_items`` items the model was fitted on."""
+    shape = getattr(queries, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise ValueError(f"{model}: expected a 2-D users × items query matrix, got shape {shape}")
+    if int(shape[1]) != n_items:
+        raise ValueError(f"{model}: the queries have {int(shape[1])} items but the model was fitted on {n_items}; "
+                         f"score users over the support's item columns")
 
 
 def resolve_dtype(dtype: str) -> Any:

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from cfbench.devices import precise, precise_jit
 from cfbench.gram import SparseRows, exact_pair, sparse_gram, sparse_pays
-from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
+from cfbench.models.base import NumericalError, Recommender, Support, as_dense, check_query_items, resolve_dtype
 from cfbench.numerics import ridge_solve
 
 if TYPE_CHECKING:
@@ -189,6 +189,8 @@ class EASE(Recommender):
                               eval_chunks=shape.eval_chunks)
 
     def score(self, queries: Support) -> jax.Array:
+        n_items = int(self.weights_.shape[0] if self.solver_ == "primal" else self.support_.shape[1])
+        check_query_items(queries, n_items, "EASE")
         if self.solver_ == "primal":
             q = as_dense(queries, self.weights_.dtype)
             with precise():

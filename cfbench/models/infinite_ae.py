@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from cfbench.devices import precise_jit
 from cfbench.gram import SparseRows, exact_pair, sparse_gram, sparse_pays
-from cfbench.models.base import NumericalError, Recommender, Support, as_dense, resolve_dtype
+from cfbench.models.base import NumericalError, Recommender, Support, as_dense, check_query_items, resolve_dtype
 from cfbench.ntk import NTKConfig, ntk_from_gram
 from cfbench.numerics import ridge_solve
 
@@ -199,6 +199,7 @@ class InfiniteAE(Recommender):
 
     def _sparse_query_kernel(self, queries: Support) -> jax.Array | None:
         """Θ(X_q, X_s) through the exact sparse Gram where both sides allow it and it is cheaper, else None."""
+        check_query_items(queries, int(self.support_.shape[1]), "∞-AE")
         support_rows: SparseRows | None = getattr(self, "support_rows_", None)
         if support_rows is None:
             return None
