@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["SPARSE_OP_COST_PER_CORE", "SparseRows", "exact_pair", "sparse_gram", "sparse_pays", "target_platform"]
+__all__ = ["SPARSE_OP_COST_PER_CORE", "SparseRows", "exact_pair", "exact_rows", "sparse_gram", "sparse_pays",
+           "target_platform"]
 
 #: Dense multiply-adds one sparse multiply-add costs, per CPU core (the GEMM is multi-threaded, SciPy's
 #: sparse product is not): break-even ≈ 265 on the 2-core machine (module docstring).
@@ -67,6 +68,13 @@ class SparseRows:
         self.rows, self.rows_t, self.col_degree = rows, rows_t, col_degree
         self.l1_max, self.abs_max, self.sq_norms = l1_max, abs_max, sq_norms
 
+    @property
+    def nbytes(self) -> int:
+        """Host bytes held: the rows and their transpose (data, indices, index pointers), degrees and norms."""
+        mats = (self.rows,) if self.rows_t is self.rows else (self.rows, self.rows_t)
+        return sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in mats) + self.col_degree.nbytes + \
+            self.sq_norms.nbytes
+
     @classmethod
     def of(cls, x: object, *, transpose: bool = True) -> SparseRows | None:
         """``x`` as :class:`SparseRows` if it is a sparse, finite, integer-valued 2-D matrix, else None.
@@ -87,6 +95,16 @@ class SparseRows:
         degree = np.bincount(csr.indices, minlength=csr.shape[1])
         return cls(csr, csr.T.tocsr() if transpose else csr, degree, float(row_l1.max(initial=0.0)),
                    float(absolute.max(initial=0.0)), sq_norms)
+
+
+def exact_rows(x: object, dtype: object) -> SparseRows | None:
+    """``x`` kept sparse for exact Gram products in ``dtype``: a :class:`SparseRows` if new arrays go to a CPU
+    (the only place the sparse path runs) and ``x`` is a sparse integer-valued matrix whose self-products
+    are exact, else None (then the caller uses the GEMM only)."""
+    if target_platform() != "cpu":
+        return None
+    rows = SparseRows.of(x)
+    return rows if rows is not None and exact_pair(rows, rows, dtype) else None
 
 
 def _significand_limit(dtype: object) -> float:

@@ -320,7 +320,8 @@ class UnitShape:
     evaluated (None: all users); ``batch_size``: the evaluation batch; ``eval_positives``: positives in
     one evaluated phase (None: ``nnz // 8 + n_users``, the reference split's validation or test size);
     ``eval_compiled``: this process has already evaluated a model on the split's validation and test tasks
-    with this batch size (their AUC gathers are compiled, :data:`GATHER_PROGRAM_BYTES`).
+    with this batch size (their AUC gathers are compiled, :data:`GATHER_PROGRAM_BYTES`); ``max_row``: the
+    longest train row (None: unknown), which bounds the support's non-zeros (:attr:`support_nnz`).
     """
 
     n_users: int
@@ -333,15 +334,16 @@ class UnitShape:
     batch_size: int = 1024
     eval_positives: int | None = None
     eval_compiled: bool = False
+    max_row: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_users", "n_items", "nnz", "budget", "dtype_bytes", "batch_size", "n_support", "n_queries",
-                     "eval_positives"):
+                     "eval_positives", "max_row"):
             value = getattr(self, name)
-            if value is None and name in ("n_support", "n_queries", "eval_positives"):
+            if value is None and name in ("n_support", "n_queries", "eval_positives", "max_row"):
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < (
-                    0 if name in ("nnz", "eval_positives") else 1):
+                    0 if name in ("nnz", "eval_positives", "max_row") else 1):
                 raise ValueError(f"UnitShape.{name} must be a positive integer, got {value!r}")
             object.__setattr__(self, name, int(value))  # numpy integers become Python ints
 
@@ -352,9 +354,10 @@ class UnitShape:
         positives of its larger evaluated phase, and the suite's batch size and dtype."""
         train, val, test = split.train, split.val, split.test
         queries = max(int((val.getnnz(axis=1) > 0).sum()), int((test.getnnz(axis=1) > 0).sum()), 1)
+        longest = int(train.getnnz(axis=1).max(initial=0))
         return cls(int(train.shape[0]), int(train.shape[1]), int(train.nnz), int(min(budget, train.shape[0])),
                    8 if dtype == "float64" else 4, n_support, queries, int(batch_size),
-                   int(max(val.nnz, test.nnz)), eval_compiled)
+                   int(max(val.nnz, test.nnz)), eval_compiled, longest)
 
     @property
     def support_rows(self) -> int:
@@ -367,6 +370,11 @@ class UnitShape:
     @property
     def positives(self) -> int:
         return self.eval_positives if self.eval_positives is not None else self.nnz // 8 + self.n_users
+
+    @property
+    def support_nnz(self) -> int:
+        """A bound on the support's non-zeros: all of train, or the support's rows × the longest train row."""
+        return self.nnz if self.max_row is None else min(self.nnz, self.support_rows * self.max_row)
 
     @property
     def mean_row(self) -> float:
@@ -472,10 +480,18 @@ def _alphas_alive(grid_size: int, alpha_bytes: int, first_extra: int, cap: int) 
     return most_fitting, scoring
 
 
+def sparse_support_term(support_nnz: int, n_support: int, n_items: int) -> Term:
+    """The support kept sparse on the host for exact Gram products (:mod:`cfbench.gram`, CPU only): its CSR
+    and transposed CSR (float64 data bound + int32 indices each) and index pointers."""
+    return Term("support kept sparse (host)", 2 * 12 * support_nnz + 8 * (n_support + n_items + 2),
+                f"2 × CSR of ≤ {support_nnz} non-zeros", True)
+
+
 def infinite_ae_footprint(n_support: int, n_items: int, n_queries: int, *, batch_size: int = 1024,
                           dtype_bytes: int = 4, block_size: int = 2048, grid_size: int = 6,
                           positives: int | None = None, mean_row: float = 0.0, eval_chunks: int = 0,
-                          fitted_cap: int = SHARED_SCORING_BYTES, tune_only: bool = False) -> Footprint:
+                          fitted_cap: int = SHARED_SCORING_BYTES, tune_only: bool = False,
+                          support_nnz: int = 0) -> Footprint:
     """∞-AE's λ search (``select_lambda``), timed refit and test evaluation, as the harness runs them.
 
     With X_s the dense support (n × d), K = Θ(X_s, X_s) (n × n), α (n × d) per λ:
@@ -494,7 +510,8 @@ def infinite_ae_footprint(n_support: int, n_items: int, n_queries: int, *, batch
 
     ``eval_chunks``: chunks per evaluated phase whose AUC gather is compiled on first use
     (:data:`GATHER_PROGRAM_BYTES`): the validation ones from the λ search's first scoring pass on, the test
-    ones in the test evaluation.
+    ones in the test evaluation. ``support_nnz`` > 0 (a bound on the support's non-zeros) adds the support kept
+    sparse by each fitted model (:func:`sparse_support_term`).
     """
     n, d, s = n_support, n_items, dtype_bytes
     dt = _dtype_name(s)
@@ -532,6 +549,7 @@ def infinite_ae_footprint(n_support: int, n_items: int, n_queries: int, *, batch
         phases["refit: kernel"] = kept + [xs, *kernel_build]
         phases["refit: solve"] = kept + [xs, kernel, _matrix("α", n, d, s), *solve]
         phases["test evaluation"] = kept + evaluation(1) + [gather_programs(eval_chunks, "test")]
+    _add_sparse_support(phases, support_nnz, n, d)
     return Footprint.from_phases(f"∞-AE on {n} support users × {d} items", phases,
                                  advice="the kernel and its solve grow as n²: use fewer support users")
 
@@ -541,7 +559,7 @@ def infinite_ae_footprint(n_support: int, n_items: int, n_queries: int, *, batch
 
 def ease_footprint(n_support: int, n_items: int, n_queries: int, *, batch_size: int = 1024, dtype_bytes: int = 4,
                    solver: str = "auto", grid_size: int = 11, positives: int | None = None,
-                   mean_row: float = 0.0, eval_chunks: int = 0) -> Footprint:
+                   mean_row: float = 0.0, eval_chunks: int = 0, support_nnz: int = 0) -> Footprint:
     """EASE's λ search, timed refit and test evaluation.
 
     EASE does not share scoring work, so ``select_lambda`` scores one λ at a time; while the next λ is
@@ -554,7 +572,8 @@ def ease_footprint(n_support: int, n_items: int, n_queries: int, *, batch_size: 
       solve intermediate; a fitted model holds W (n × d) and shares X. Scoring: (X_q Xᵀ) W per chunk
       (a 256 × n product and three 256 × d temporaries).
 
-    ``eval_chunks`` as in :func:`infinite_ae_footprint` (the second λ is fitted after the first validation pass).
+    ``eval_chunks`` as in :func:`infinite_ae_footprint` (the second λ is fitted after the first validation pass);
+    ``support_nnz`` too (the primal solver holds its sparse copies only while it forms XᵀX, counted throughout).
     """
     n, d, s = n_support, n_items, dtype_bytes
     dt = _dtype_name(s)
@@ -597,7 +616,22 @@ def ease_footprint(n_support: int, n_items: int, n_queries: int, *, batch_size: 
     if not primal:  # a fitted dual model also holds its own dense support
         phases["refit: solve"].append(_matrix("fitted supports kept", n, d, s, count=FIT_CALLS_ALIVE))
         phases["test evaluation"].append(_matrix("fitted supports kept", n, d, s, count=FIT_CALLS_ALIVE))
+    _add_sparse_support(phases, support_nnz, n, d)
     return Footprint.from_phases(name, phases, advice=advice)
+
+
+def _add_sparse_support(phases: dict[str, list[Term]], support_nnz: int, n: int, d: int) -> None:
+    """Each phase after densifying holds the support kept sparse once per fitted model that may be alive: one
+    for the λ path, ``FIT_CALLS_ALIVE`` + 1 while the timed fit repeats, ``FIT_CALLS_ALIVE`` in the test evaluation."""
+    if support_nnz <= 0:
+        return
+    term = sparse_support_term(support_nnz, n, d)
+    for phase, terms in phases.items():
+        count = 0 if phase.endswith("densify") and phase.startswith("λ") else \
+            FIT_CALLS_ALIVE + 1 if phase.startswith("refit") else FIT_CALLS_ALIVE if phase == "test evaluation" else 1
+        if count:
+            terms.append(Term(term.name, count * term.nbytes, f"{term.shape} ×{count}" if count > 1 else term.shape,
+                              True))
 
 
 # ------------------------------------------------------------------------------------------------ samplers

@@ -30,6 +30,7 @@ from cfbench.memory import (
     plan_model,
     plan_unit,
     sampler_footprint,
+    sparse_support_term,
     support_rows_bound,
 )
 from cfbench.models import EASE, InfiniteAE
@@ -362,3 +363,25 @@ def test_peak_memory_sees_a_200_mb_allocation() -> None:
     with PeakMemory() as idle:
         time.sleep(0.02)
     assert idle.host_delta_bytes < 20 * MiB
+
+
+@pytest.mark.parametrize("model", [InfiniteAE(), EASE(solver="dual")])
+def test_the_support_kept_sparse_is_planned_and_bounds_what_is_held(model, small_split) -> None:  # type: ignore[no-untyped-def]
+    from cfbench.gram import exact_rows
+
+    lengths = small_split.train.getnnz(axis=1)
+    longest_first = np.argsort(-lengths, kind="stable")[:40]  # the worst case a sampler can keep
+    shape = UnitShape.for_split(small_split, 40)
+    assert shape.max_row == int(lengths.max())
+    assert shape.support_nnz == min(small_split.train.nnz, 40 * int(lengths.max()))
+    term = sparse_support_term(shape.support_nnz, 40, shape.n_items)
+    fp = model.memory_footprint(shape)
+    assert fp.phases  # every phase after densifying holds it once per fitted model alive
+    for phase, terms in fp.terms.items():
+        held = [t for t in terms if t.name == "support kept sparse (host)"]
+        assert (held == []) == (phase == "λ search: densify"), phase
+        assert all(t.host and t.nbytes >= term.nbytes for t in held)
+    rows = exact_rows(small_split.train[longest_first], np.float32)
+    assert rows is not None and rows.nbytes <= term.nbytes
+    # without the bound (a shape built by hand) the term falls back to all of train, still a bound
+    assert UnitShape(100, 50, 700, 10).support_nnz == 700

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import scipy.sparse as sp
 
 from cfbench.devices import precise, precise_jit
-from cfbench.gram import SparseRows, exact_pair, sparse_gram, sparse_pays
+from cfbench.gram import SparseRows, exact_pair, exact_rows, sparse_gram, sparse_pays
 from cfbench.models.base import NumericalError, Recommender, Support, as_dense, check_query_items, resolve_dtype
 from cfbench.numerics import ridge_solve
 
@@ -79,12 +79,6 @@ def _dual_score_from_gram(q: jax.Array, q_gram: jax.Array, w: jax.Array, inv_one
     return q - (q - q_gram @ w) * inv_one_minus_s[None, :]
 
 
-def _exact_sparse(x: Support, dtype: object) -> SparseRows | None:
-    """``x`` as :class:`SparseRows` where its Gram products are exact in ``dtype`` (integer-valued rows)."""
-    rows = SparseRows.of(x)
-    return rows if rows is not None and exact_pair(rows, rows, dtype) else None
-
-
 class EASE(Recommender):
     """EASE with ridge ``lam`` (absolute, on the Gram matrix XᵀX).
 
@@ -135,13 +129,13 @@ class EASE(Recommender):
             raise ValueError("EASE needs at least one support user")
         solver = ("primal" if d <= n else "dual") if self.solver == "auto" else self.solver
         if solver == "primal":
-            columns = _exact_sparse(sp.csr_matrix(support).T, dtype) if sp.issparse(support) else None
+            columns = exact_rows(sp.csr_matrix(support).T, dtype) if sp.issparse(support) else None
             if columns is not None and sparse_pays(columns, columns):
                 return solver, None, sparse_gram(columns, columns, dtype), None  # XᵀX; the solve needs only it
             x = as_dense(support, dtype)
             return solver, x, _primal_gram(x), None
         x = as_dense(support, dtype)
-        rows = _exact_sparse(support, dtype)
+        rows = exact_rows(support, dtype)
         gram = sparse_gram(rows, rows, dtype) if rows is not None and sparse_pays(rows, rows) else _dual_gram(x)
         return solver, x, gram, rows
 
@@ -186,7 +180,7 @@ class EASE(Recommender):
         return ease_footprint(shape.support_rows, shape.n_items, shape.queries, batch_size=shape.batch_size,
                               dtype_bytes=8 if self.dtype == "float64" else 4, solver=self.solver,
                               grid_size=len(self.lambda_grid), positives=shape.positives, mean_row=shape.mean_row,
-                              eval_chunks=shape.eval_chunks)
+                              eval_chunks=shape.eval_chunks, support_nnz=shape.support_nnz)
 
     def score(self, queries: Support) -> jax.Array:
         n_items = int(self.weights_.shape[0] if self.solver_ == "primal" else self.support_.shape[1])

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from cfbench.devices import precise_jit
-from cfbench.gram import SparseRows, exact_pair, sparse_gram, sparse_pays
+from cfbench.gram import SparseRows, exact_pair, exact_rows, sparse_gram, sparse_pays
 from cfbench.models.base import NumericalError, Recommender, Support, as_dense, check_query_items, resolve_dtype
 from cfbench.ntk import NTKConfig, ntk_from_gram
 from cfbench.numerics import ridge_solve
@@ -88,12 +88,6 @@ def kernel_matrix(rows: jax.Array, support: jax.Array, config: NTKConfig = NTKCo
     return jnp.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
-def _sparse_support(support: Support, dtype: Any) -> SparseRows | None:
-    """``support`` as :class:`SparseRows` where its Gram products are exact in ``dtype`` (integer-valued rows)."""
-    rows = SparseRows.of(support)
-    return rows if rows is not None and exact_pair(rows, rows, dtype) else None
-
-
 def _sparse_kernel_matrix(rows: SparseRows, support_sq: jax.Array, dtype: Any, config: NTKConfig,
                           block_size: int) -> jax.Array:
     """Θ(X_s, X_s) from the exact sparse Gram, ``block_size`` rows at a time: ``kernel_matrix``'s bits."""
@@ -155,7 +149,7 @@ class InfiniteAE(Recommender):
         if xs.shape[0] == 0:
             raise ValueError("∞-AE needs at least one support user")
         xs_sq = jnp.sum(xs * xs, axis=1)
-        rows = _sparse_support(support, dtype)
+        rows = exact_rows(support, dtype)
         if rows is not None and sparse_pays(rows, rows):
             kernel = _sparse_kernel_matrix(rows, xs_sq, dtype, self.config, self.block_size)
         else:
@@ -195,7 +189,8 @@ class InfiniteAE(Recommender):
         return infinite_ae_footprint(shape.support_rows, shape.n_items, shape.queries, batch_size=shape.batch_size,
                                      dtype_bytes=8 if self.dtype == "float64" else 4, block_size=self.block_size,
                                      grid_size=len(self.lambda_grid), positives=shape.positives,
-                                     mean_row=shape.mean_row, eval_chunks=shape.eval_chunks)
+                                     mean_row=shape.mean_row, eval_chunks=shape.eval_chunks,
+                                     support_nnz=shape.support_nnz)
 
     def _sparse_query_kernel(self, queries: Support) -> jax.Array | None:
         """Θ(X_q, X_s) through the exact sparse Gram where both sides allow it and it is cheaper, else None."""
