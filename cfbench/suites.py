@@ -13,7 +13,8 @@ dashes)::
     name = "svp-cf"
     params = { level = "interaction", propensity = true }
     budgets = [10, 100, 500]          # optional: this sampler's own budgets …
-    seeds = [0]                       # … and seeds (the suite's otherwise)
+    seeds = [0]                       # … seeds …
+    models = ["ease"]                 # … and models (the suite's otherwise)
 
 Every key is optional (the defaults of ``cfbench run``); an unknown key or a value of the wrong
 type is refused with one line naming the file, the key and what is allowed. Paths written in a
@@ -21,8 +22,8 @@ suite file (``results_dir``, ``leaderboards_dir``, a dataset given as a file) ar
 **file's folder**, so a suite means the same thing from any working directory; flags given on the
 command line (relative to the current directory, as always) override the file's values.
 
-A suite whose samplers carry their own budgets or seeds is run as several *parts*, one
-:class:`~cfbench.harness.SuiteConfig` per distinct (budgets, seeds), in the order they first appear.
+A suite whose samplers carry their own budgets, seeds or models is run as several *parts*, one
+:class:`~cfbench.harness.SuiteConfig` per distinct (budgets, seeds, models), in the order they first appear.
 Every row records the resolved configuration that computed it under ``"suite"`` (never part of its
 identity).
 """
@@ -47,18 +48,19 @@ class SuiteError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class SamplerEntry:
-    """One sampler of a suite: its spec, and its own budgets and seeds (``None``: the suite's)."""
+    """One sampler of a suite: its spec, and its own budgets, seeds and model specs (``None``: the suite's)."""
 
     spec: str
     budgets: tuple[int, ...] | None = None
     seeds: tuple[int, ...] | None = None
+    models: tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
     """A resolved suite: the configurations to run (one per part) and where the leaderboards go."""
 
-    parts: tuple[Any, ...]  # SuiteConfig, one per distinct (budgets, seeds)
+    parts: tuple[Any, ...]  # SuiteConfig, one per distinct (budgets, seeds, models)
     leaderboards_dir: Path | None = None  # None: the default of the results directory
     file: Path | None = None
 
@@ -169,7 +171,7 @@ def _tune_metric(value: Any) -> Any:
 #: ``samplers`` and ``models`` are checked apart (they also take tables).
 SUITE_KEYS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "dataset": ("a built-in dataset name, a synthetic one, or the path of a CSV/TSV file", _string),
-    "samplers": ("a list of sampler specs ('svp-cf:level=interaction') or tables {name, params, budgets, seeds}",
+    "samplers": ("a list of sampler specs ('svp-cf:level=interaction') or tables {name, params, budgets, seeds, models}",
                  None),
     "models": ("a list of model specs ('ease') or tables {name, params}", None),
     "budgets": _int_list(1, "positive integers (users)"),
@@ -189,7 +191,7 @@ SUITE_KEYS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "compile_cache": ("a folder path (relative to the suite file's folder)", _string),
 }
 _PATH_KEYS = ("results_dir", "leaderboards_dir", "compile_cache")
-_SAMPLER_TABLE_KEYS = ("name", "params", "budgets", "seeds")
+_SAMPLER_TABLE_KEYS = ("name", "params", "budgets", "seeds", "models")
 _MODEL_TABLE_KEYS = ("name", "params")
 
 
@@ -247,7 +249,10 @@ def _entries(prefix: str, key: str, value: Any, table_keys: tuple[str, ...]) -> 
                     except ValueError:
                         raise SuiteError(f"{where}.{sub} must be {what}, got {_short(item[sub])}") from None
                     budgets, seeds = (checked, seeds) if sub == "budgets" else (budgets, checked)
-            out.append(SamplerEntry(spec, budgets, seeds))
+            models = None
+            if "models" in item and "models" in table_keys:
+                models = tuple(e.spec for e in _entries(f"{where}.", "models", item["models"], _MODEL_TABLE_KEYS))
+            out.append(SamplerEntry(spec, budgets, seeds, models))
         else:
             raise SuiteError(f"{where} must be a spec string or a table {{{', '.join(table_keys)}}}, "
                              f"got {_short(item)}")
@@ -325,20 +330,22 @@ def build_suite(settings: Mapping[str, Any], file: str | Path | None = None, dat
                for e in settings.get("samplers", defaults.samplers)]
     budgets = settings.get("budgets", defaults.budgets)
     seeds = settings.get("seeds", defaults.seeds)
-    groups: dict[tuple[Any, Any], list[str]] = {}
+    models = settings.get("models", defaults.models)
+    groups: dict[tuple[Any, Any, Any], list[str]] = {}
     for entry in entries:
         key = (entry.budgets if entry.budgets is not None else budgets,
-               entry.seeds if entry.seeds is not None else seeds)
+               entry.seeds if entry.seeds is not None else seeds,
+               tuple(entry.models) if entry.models is not None else tuple(models))
         specs = groups.setdefault(key, [])
         if entry.spec not in specs:
             specs.append(entry.spec)
     common = {k: settings[k] for k in SUITE_KEYS if k in settings and k not in ("samplers", "budgets", "seeds",
-                                                                                 "leaderboards_dir")}
+                                                                                 "models", "leaderboards_dir")}
     parts = []
-    for (part_budgets, part_seeds), specs in groups.items():
+    for (part_budgets, part_seeds, part_models), specs in groups.items():
         try:
             parts.append(SuiteConfig(**{**common, "samplers": tuple(specs), "budgets": part_budgets,
-                                        "seeds": tuple(part_seeds), "data_dir": data_dir,
+                                        "seeds": tuple(part_seeds), "models": part_models, "data_dir": data_dir,
                                         "suite_file": None if file is None else str(file)}))
         except ValueError as err:
             raise SuiteError(f"{prefix}{' '.join(str(err).split())}") from None
@@ -349,12 +356,13 @@ def build_suite(settings: Mapping[str, Any], file: str | Path | None = None, dat
 
 def load_suite(path: str | Path, overrides: Mapping[str, Any] | None = None, data_dir: Path | None = None) -> Suite:
     """Read the suite file ``path`` and resolve it: ``overrides`` (the flags given on the command line, by
-    suite key) replace the file's values — ``budgets`` and ``seeds`` also replace the samplers' own — and
-    what neither gives takes the defaults of ``cfbench run``."""
+    suite key) replace the file's values — ``budgets``, ``seeds`` and ``models`` also replace the samplers'
+    own — and what neither gives takes the defaults of ``cfbench run``."""
     settings = read_suite_file(path)
     overrides = dict(overrides or {})
-    if "samplers" in settings and ("budgets" in overrides or "seeds" in overrides):
+    if "samplers" in settings and any(k in overrides for k in ("budgets", "seeds", "models")):
         settings["samplers"] = [dataclasses.replace(e, budgets=None if "budgets" in overrides else e.budgets,
-                                                    seeds=None if "seeds" in overrides else e.seeds)
+                                                    seeds=None if "seeds" in overrides else e.seeds,
+                                                    models=None if "models" in overrides else e.models)
                                 for e in settings["samplers"]]
     return build_suite({**settings, **overrides}, file=path, data_dir=data_dir)

@@ -116,6 +116,35 @@ samplers = ["full", "random-users",
     assert part.seeds == (7,)
 
 
+def test_samplers_with_their_own_models_make_parts(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('''
+models = ["infinite-ae", "ease"]
+budgets = [10, 20]
+samplers = ["full", {name = "random-users", budgets = [50], models = ["infinite-ae"]},
+            {name = "head-users", models = [{name = "ease", params = {solver = "dual"}}]},
+            {name = "svp-cf", models = ["ease:solver=dual"]}]
+''')
+    parts = load_suite(path).parts
+    assert [(p.samplers, p.budgets, p.models) for p in parts] == [
+        (("full",), (10, 20), ("infinite-ae", "ease")),
+        (("random-users",), (50,), ("infinite-ae",)),
+        (("head-users", "svp-cf"), (10, 20), ("ease:solver=dual",))]
+    (part,) = load_suite(path, {"models": ("ease",), "budgets": (5,)}).parts  # --models replaces the samplers' own
+    assert part.models == ("ease",) and part.samplers == ("full", "random-users", "head-users", "svp-cf")
+    # a dry run plans exactly the rows each part names: full (one budget: all users) × 2 models, random users
+    # at 50 × ∞-AE, head users and svp-cf × 2 budgets × EASE
+    data = write_tiny_dataset(tmp_path / "tiny.csv")
+    planned = 0
+    for p in load_suite(path, {"dataset": str(data), "seeds": (0,), "results_dir": tmp_path / "r"}).parts:
+        planned += len(run_suite(p, progress=False, dry_run=True).paths)
+    assert planned == 2 + 1 + 4
+    path.write_text('samplers = [{name = "full", models = 3}]')
+    with pytest.raises(Exception, match=r"samplers\[0\]\.'models' must be .*got 3") as err:
+        load_suite(path)
+    assert "\n" not in str(err.value)
+
+
 BAD_SUITES = [
     ("budgetz = [10]", "unknown key 'budgetz'", "allowed: dataset, samplers"),
     ("rating-threshold = 4", "unknown key 'rating-threshold'", "write rating_threshold"),
@@ -139,7 +168,7 @@ BAD_SUITES = [
     ("address = \"auto\"", "needs the Ray executor", ""),
     ("samplers = 3", "'samplers' must be a list of sampler specs", "3"),
     ("samplers = []", "'samplers' must be a list of sampler specs", "empty list"),
-    ("samplers = [3]", "samplers[0] must be a spec string or a table {name, params, budgets, seeds}", "3"),
+    ("samplers = [3]", "samplers[0] must be a spec string or a table {name, params, budgets, seeds, models}", "3"),
     ("samplers = [{name = \"svp-cf\", parms = {}}]", "samplers[0]: unknown key 'parms'", "name, params"),
     ("samplers = [{params = {}}]", "samplers[0].name must be a plugin name", "None"),
     ("samplers = [{name = \"svp-cf\", params = 3}]", "samplers[0].params must be a table", "3"),
