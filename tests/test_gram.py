@@ -167,3 +167,15 @@ def test_queries_over_other_items_are_a_one_line_error(model, sparse_cost: int, 
     with pytest.raises(ValueError, match=r"the queries have 31 items but the model was fitted on 30") as err:
         fitted.score(_interactions(rng, 5, 31, 0.2))
     assert "\n" not in str(err.value)
+
+
+def test_on_an_accelerator_the_models_keep_no_sparse_copy(always_sparse: list[int],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gram, "target_platform", lambda: "gpu")
+    rng = np.random.default_rng(6)
+    support, queries = _interactions(rng, 30, 60, 0.2), _interactions(rng, 10, 60, 0.2)
+    for model in (InfiniteAE(lam=1.0), EASE(lam=1.0, solver="dual"), EASE(lam=1.0, solver="primal")):
+        fitted = model.fit(support)
+        assert getattr(fitted, "support_rows_", None) is None
+        fitted.score(queries)
+    assert always_sparse == []
