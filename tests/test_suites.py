@@ -382,10 +382,11 @@ def test_the_readme_example_and_array_of_tables_load(tmp_path):
     (tmp_path / "suites").mkdir()
     (tmp_path / "suites" / "my-study.toml").write_text(example)
     suite = load_suite(tmp_path / "suites" / "my-study.toml")
-    assert [(p.samplers, p.budgets, p.seeds) for p in suite.parts] == [
+    assert [(p.samplers, p.budgets, p.seeds, p.models) for p in suite.parts] == [
         (("full", "random-users", "svp-cf:level=interaction", "svp-cf:level=interaction,propensity=true"),
-         (10, 20, 50, 100, 200, 500), (0, 1, 2)),
-        (("distill-cf",), (10, 20, 50), (0,))]
+         (10, 20, 50, 100, 200, 500), (0, 1, 2), ("infinite-ae", "ease")),
+        (("distill-cf",), (10, 20, 50), (0,), ("infinite-ae", "ease")),
+        (("head-users",), (500,), (0, 1, 2), ("ease",))]
     assert suite.results_dir == tmp_path / "runs" / "my-study" and suite.parts[0].tune_metric == "ndcg@10"
     (tmp_path / "tables.toml").write_text('[[samplers]]\nname = "svp-cf"\nparams = { level = "interaction" }\n'
                                           '[[samplers]]\nname = "random-users"\nseeds = [0]\n')
