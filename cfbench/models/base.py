@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from cfbench.devices import precise_jit
 
-__all__ = ["NumericalError", "Recommender", "Support", "as_dense", "check_query_items", "padded_coordinates"]
+__all__ = ["ClosedFormRecommender", "NumericalError", "Recommender", "Support", "as_dense", "check_query_items", "padded_coordinates"]
 
 Support = sp.spmatrix | sp.sparray | np.ndarray | jax.Array
 
@@ -158,3 +158,32 @@ class Recommender(abc.ABC):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+class ClosedFormRecommender(Recommender):
+    """A recommender whose fit is a closed form in two parts: :meth:`_prepare`, everything that does not
+    depend on λ (the dense support, a Gram matrix or kernel), and :meth:`_with_solution`, the fitted model
+    for one λ. :meth:`fit` and :meth:`fit_path` are written once here, so a λ path shares the first part and
+    each of its fits equals ``clone(lam=λ).fit`` bit for bit (both run the very same two steps)."""
+
+    @abc.abstractmethod
+    def _prepare(self, support: Support) -> tuple[Any, ...]:
+        """What the fit of every λ shares, computed once per support."""
+
+    @abc.abstractmethod
+    def _with_solution(self, *prepared_and_lam: Any) -> Self:
+        """A fitted copy for ``(*self._prepare(support), lam)``; raises :class:`NumericalError` if it fails."""
+
+    def fit(self, support: Support) -> Self:
+        fitted = self._with_solution(*self._prepare(support), self.lam)
+        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+        return self
+
+    def fit_path(self, support: Support, grid: Sequence[float]) -> Iterator[tuple[float, Self | NumericalError]]:
+        """Yield ``(lam, fitted model)`` or ``(lam, NumericalError)`` for each λ, :meth:`_prepare` run once."""
+        prepared = self._prepare(support)  # shared by every λ
+        for lam in grid:
+            try:
+                yield lam, self._with_solution(*prepared, lam)
+            except NumericalError as err:
+                yield lam, err

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar, Self
 
 import jax
@@ -27,7 +26,14 @@ import scipy.sparse as sp
 
 from cfbench.devices import precise, precise_jit
 from cfbench.gram import SparseRows, exact_pair, exact_rows, sparse_gram, sparse_pays
-from cfbench.models.base import NumericalError, Recommender, Support, as_dense, check_query_items, resolve_dtype
+from cfbench.models.base import (
+    ClosedFormRecommender,
+    NumericalError,
+    Support,
+    as_dense,
+    check_query_items,
+    resolve_dtype,
+)
 from cfbench.numerics import ridge_solve
 
 if TYPE_CHECKING:
@@ -79,7 +85,7 @@ def _dual_score_from_gram(q: jax.Array, q_gram: jax.Array, w: jax.Array, inv_one
     return q - (q - q_gram @ w) * inv_one_minus_s[None, :]
 
 
-class EASE(Recommender):
+class EASE(ClosedFormRecommender):
     """EASE with ridge ``lam`` (absolute, on the Gram matrix XᵀX).
 
     Parameters
@@ -155,22 +161,6 @@ class EASE(Recommender):
         if not all(bool(jnp.all(jnp.isfinite(a))) for a in state):
             raise NumericalError(f"EASE fit with lam={lam} is not finite; use a larger lam")
         return fitted
-
-    def fit(self, support: Support) -> Self:
-        fitted = self._with_solution(*self._prepare(support), self.lam)
-        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
-        return self
-
-    def fit_path(self, support: Support, grid: Sequence[float]) -> Iterator[tuple[float, Self | NumericalError]]:
-        """Yield ``(lam, fitted EASE)`` or ``(lam, NumericalError)`` for each λ; the dense support and
-        its Gram matrix are computed once for the whole grid, and each fit equals ``EASE(lam=λ).fit``
-        bit for bit."""
-        prepared = self._prepare(support)  # shared by every λ
-        for lam in grid:
-            try:
-                yield lam, self._with_solution(*prepared, lam)
-            except NumericalError as err:
-                yield lam, err
 
     def memory_footprint(self, shape: UnitShape) -> Footprint:
         """Predicted peak memory of this model's λ search, timed fit and test evaluation on ``shape``

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import jax
@@ -25,7 +25,15 @@ import jax.numpy as jnp
 
 from cfbench.devices import precise_jit
 from cfbench.gram import SparseRows, exact_pair, exact_rows, sparse_gram, sparse_pays
-from cfbench.models.base import NumericalError, Recommender, Support, as_dense, check_query_items, resolve_dtype
+from cfbench.models.base import (
+    ClosedFormRecommender,
+    NumericalError,
+    Recommender,
+    Support,
+    as_dense,
+    check_query_items,
+    resolve_dtype,
+)
 from cfbench.ntk import NTKConfig, ntk_from_gram
 from cfbench.numerics import ridge_solve
 
@@ -97,7 +105,7 @@ def _sparse_kernel_matrix(rows: SparseRows, support_sq: jax.Array, dtype: Any, c
     return jnp.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
-class InfiniteAE(Recommender):
+class InfiniteAE(ClosedFormRecommender):
     """Infinitely wide autoencoder (Dense→ReLU→Dense NTK) fitted in closed form.
 
     Parameters
@@ -167,19 +175,6 @@ class InfiniteAE(Recommender):
         fitted.support_, fitted.support_sq_, fitted.alpha_ = xs, xs_sq, alpha
         fitted.support_rows_ = rows
         return fitted
-
-    def fit(self, support: Support) -> Self:
-        fitted = self._with_solution(*self._prepare(support), self.lam)
-        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
-        return self
-
-    def fit_path(self, support: Support, grid: Sequence[float]) -> Iterator[tuple[float, Self | NumericalError]]:
-        prepared = self._prepare(support)  # shared by every λ
-        for lam in grid:
-            try:
-                yield lam, self._with_solution(*prepared, lam)
-            except NumericalError as err:
-                yield lam, err
 
     def memory_footprint(self, shape: UnitShape) -> Footprint:
         """Predicted peak memory of this model's λ search, timed fit and test evaluation on ``shape``
