@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import time
 
+import jax
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -385,3 +387,25 @@ def test_the_support_kept_sparse_is_planned_and_bounds_what_is_held(model, small
     assert rows is not None and rows.nbytes <= term.nbytes
     # without the bound (a shape built by hand) the term falls back to all of train, still a bound
     assert UnitShape(100, 50, 700, 10).support_nnz == 700
+
+
+def test_a_dual_ease_fit_holds_no_more_than_the_planner_counts() -> None:
+    # One λ's dual fit adds W (n × d) and the solve's workspace (XXᵀ + λI, its factor, an n × d intermediate):
+    # what the planner counts for a new fit. Computing 1/(1 − s) in the same jitted call as W made XLA keep a
+    # third n × d buffer (measured: 3.0 n·d·4 bytes at the peak instead of 2.0).
+    n, d = 1000, 30000
+    x = sp.random(n, d, density=0.002, format="csr", random_state=3, dtype=np.float32)
+    x.data[:] = 1.0
+    model = EASE(solver="dual")
+    prepared = model._prepare(x)
+    model._with_solution(*prepared, 1.0)  # compile outside the measured block
+    gc.collect()
+    time.sleep(0.05)
+    with PeakMemory() as pm:
+        fitted = model._with_solution(*prepared, 5.0)
+        jax.block_until_ready(fitted.dual_w_)
+    terms = ease_footprint(n, d, n, solver="dual", grid_size=11).terms["λ search: fit"]
+    one_fit = sum(t.nbytes for t in terms if t.name in ("XXᵀ + λI", "Cholesky factor", "solve intermediate"))
+    one_fit += n * d * 4  # its W
+    assert pm.host_delta_bytes <= one_fit
+    assert pm.host_delta_bytes >= n * d * 4  # W itself is there: the measurement sees the fit

@@ -166,7 +166,7 @@ def test_ease_matches_the_single_jit_solver_that_computed_the_shipped_rows(real)
         w = jsl.cho_solve((jnp.linalg.cholesky(x @ x.T + lam * jnp.eye(n, dtype=x.dtype)), True), x)
         return w, 1.0 / (1.0 - jnp.sum(x * w, axis=0))
 
-    for n, d in ((120, 80), (30, 90)):
+    for n, d in ((120, 80), (30, 90), (200, 2000)):
         x = _data(n, d, seed=7, real=real).astype(np.float32)
         for lam in (1.0, 50.0, 1000.0):
             model = EASE(lam=lam, solver="primal").fit(x)

@@ -67,10 +67,20 @@ def _dual_gram(x: jax.Array) -> jax.Array:
 
 
 @precise_jit
+def _dual_weights(gram: jax.Array, x: jax.Array, lam: jax.Array) -> jax.Array:
+    return ridge_solve(gram, x, lam)  # W = (XXᵀ + λI)⁻¹ X
+
+
+@precise_jit
+def _dual_scale(x: jax.Array, w: jax.Array) -> jax.Array:
+    return 1.0 / (1.0 - jnp.sum(x * w, axis=0))  # 1 / (1 − s), s_j = Σ_u X_uj W_uj
+
+
 def _dual_solve(gram: jax.Array, x: jax.Array, lam: jax.Array) -> tuple[jax.Array, jax.Array]:
-    w = ridge_solve(gram, x, lam)  # (XXᵀ + λI)⁻¹ X
-    s = jnp.sum(x * w, axis=0)
-    return w, 1.0 / (1.0 - s)
+    """(W, 1/(1 − s)) as two jitted steps: in one, XLA keeps a third n × d buffer beside W and the solve's
+    intermediate (measured: peak 3 n·d·4 bytes instead of 2); the split gives the same bits (tested)."""
+    w = _dual_weights(gram, x, lam)
+    return w, _dual_scale(x, w)
 
 
 @precise_jit
