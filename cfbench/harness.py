@@ -554,10 +554,12 @@ def _run(config: SuiteConfig, data: Interactions, samplers: list[Sampler], model
     retried = {u.key for u in todo if "failed" in states[u.key]
                or abandoned_attempt(config.results_dir, u.key) is not None}
     todo.sort(key=lambda u: u.key in retried)
+    done_in_todo = sum(st == "done" for u in todo for st in states[u.key])  # a unit runs only its missing rows
     log.info("%s: %d units (%d rows) to run, %d rows already done%s", run.label, len(todo),
-             sum(len(u.slots) for u in todo), run.summary.reused,
+             sum(len(u.slots) for u in todo) - done_in_todo, run.summary.reused + done_in_todo,
              f"; {len(retried)} failed or interrupted before, run last" if retried else "")
     if dry_run:
+        run.summary.reused += done_in_todo  # (a real run counts them as it reaches their unit)
         for unit in todo:
             states_of = ", ".join(f"{s.spec}: {st}" for s, st in zip(unit.slots, states[unit.key]))
             log.info("would run %s (%s)", unit.label, states_of)

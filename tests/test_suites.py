@@ -229,6 +229,19 @@ def test_flags_given_override_the_file_and_the_file_overrides_the_defaults(tiny,
     assert "seed=3" not in err and "seed=1" not in err
 
 
+def test_a_unit_with_one_model_done_counts_only_its_missing_row(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    common = ["--dataset", tiny, "--samplers", "random-users", "--budgets", "5", "--seeds", "0", "--results-dir", "r",
+              "--no-report"]
+    rc, _, err = _cli(["run", *common, "--models", "ease", "-q"], capsys)
+    assert rc == 0, err
+    rc, _, err = _cli(["run", *common, "--models", "ease,infinite-ae", "--dry-run"], capsys)
+    assert rc == 0, err
+    assert "1 units (1 rows) to run, 1 rows already done" in err  # the unit runs, but only its ∞-AE row
+    assert "(ease: done, infinite-ae: missing)" in err
+    assert "dry run: 1 of 2 rows to run, 1 already done" in err
+
+
 # ----------------------------------------------------------------------------- the shipped suites
 
 @pytest.mark.parametrize("dataset", ["ml-latest-small", "ml-100k", "ml-1m", "gowalla"])
