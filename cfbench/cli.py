@@ -437,11 +437,16 @@ def _cmd_samplers(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    import inspect
+
+    from cfbench.models.base import format_lambdas
     from cfbench.plugins import available_models
 
     for name, cls in available_models().items():
         print(f"{name}: {cls.description}")
         print(f"    lam grid (chosen on validation HR@100, or --tune-metric): {', '.join(f'{v:g}' for v in cls.lambda_grid)}")
+        if "lambdas" in inspect.signature(cls.__init__).parameters:
+            print(f"    another grid: {name}:lambdas=V/V/... (e.g. {format_lambdas(cls.lambda_grid)})")
     return 0
 
 

@@ -377,7 +377,7 @@ def best_lambda(model: Recommender, support: Support, split: Split, grid: Sequen
 
 def _search(model: Recommender, support: Support, split: Split, grid: Sequence[float] | None, batch_size: int,
             metric: str, only: str | None) -> LambdaSelection:
-    grid = tuple(model.lambda_grid if grid is None else grid)
+    grid = tuple(model.search_grid if grid is None else grid)
     task = evaluation_task(split, "val")
     best: LambdaSelection | None = None
     scores: dict[float, float] = {}

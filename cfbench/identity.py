@@ -9,7 +9,9 @@ the identity of the computation the harness is about to run. The identity covers
 * the **protocol**: split protocol, its version, rating threshold, minimum interactions, seed;
 * the **evaluation**: its version, cut-offs, AUC negatives and the λ-selection metric;
 * the **sampler**: name, every parameter, ``version``; and the budget;
-* the **model**: name, every hyper-parameter except the tuned ``lam``, ``version``; the dtype.
+* the **model**: name, every hyper-parameter except the tuned ``lam``, ``version``; the dtype. A λ grid
+  left at the model's default (``lambdas`` None) is left out, so rows written before models took a
+  ``lambdas`` parameter keep their identity; a grid that is set is part of it.
 
 Bump :data:`PROTOCOL` or :data:`EVALUATION` ``version`` when the split or the metrics change
 what they compute: every existing row then becomes stale and is re-run.
@@ -92,7 +94,8 @@ def row_identity(*, data: Interactions, rating_threshold: float | None, seed: in
         "evaluation": evaluation,
         "sampler": {"name": sampler_name, "params": sampler_params, "version": str(sampler_version)},
         "budget": budget,
-        "model": {"name": model_name, "params": {k: v for k, v in model_params.items() if k != "lam"},
+        "model": {"name": model_name, "params": {k: v for k, v in model_params.items()
+                                                 if k != "lam" and not (k == "lambdas" and v is None)},
                   "version": str(model_version)},
         "dtype": dtype,
     })

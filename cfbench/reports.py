@@ -237,7 +237,7 @@ def lambda_edge_grid(df: pd.DataFrame, links: Links = _no_links) -> Table | None
     return Table("lambda-edge", "λ at the edge of its grid", ["sampler", "budget", "edge", "seeds", "λ"], body,
                  "These rows chose the smallest (above 0) or the largest λ of the model's grid that could be scored: "
                  "the best λ may lie outside it, so their quality may be understated. A wider grid "
-                 "(the model's lambda_grid) would tell.")
+                 "(the model's lambdas parameter, e.g. ease:lambdas=0.1/0.3/1/5/20) would tell.")
 
 
 def selection_grid(rows: list[dict[str, Any]], row_links: list[tuple[tuple[str, str], ...]] | None = None

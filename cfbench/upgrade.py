@@ -51,8 +51,10 @@ def _upgrade(path: Path, row: dict[str, Any], root: Path, data: Interactions, sp
     if _jsonable(sampler.params()) != row["sampler_params"] or sampler.version != row.get("sampler_version", "1"):
         return "its sampler parameters or version differ from the current ones"
     model = load_model(row["model_spec"], dtype=row.get("dtype", "float32"))
-    old = {k: v for k, v in row["model_params"].items() if k != "lam"}
-    if {k: v for k, v in _jsonable(model.get_params()).items() if k != "lam"} != old or model.version != "1":
+    def tuned_out(params: dict[str, Any]) -> dict[str, Any]:  # λ is tuned; a default λ grid predates `lambdas`
+        return {k: v for k, v in params.items() if k != "lam" and not (k == "lambdas" and v is None)}
+
+    if tuned_out(_jsonable(model.get_params())) != tuned_out(row["model_params"]) or model.version != "1":
         return "its model parameters differ from the current ones"
     label = dataset_label(data, threshold)
     if path != row_path(root, label, sampler.spec(), row["model_spec"], row["budget"], row["seed"]):

@@ -6,9 +6,11 @@ synthetic users) and returns ``self``; learned state ends in ``_``. ``score`` fo
 query users from their interaction rows and returns a dense (queries × items) score block.
 
 Every model has exactly one tuned hyper-parameter, ``lam`` (a ridge strength), chosen on
-validation from ``lambda_grid``. ``fit_path`` fits the whole grid and may share work
-between grid points (∞-AE reuses its kernel matrix); ``score_many`` scores the same queries with
-several fitted models and may share work between them too (∞-AE reuses each kernel block).
+validation from ``search_grid``: the class's ``lambda_grid``, or the model's own ``lambdas``
+hyper-parameter where it has one and it is set (``infinite-ae:lambdas=0/0.1/0.3/1/5``).
+``fit_path`` fits the whole grid and may share work between grid points (∞-AE reuses its kernel
+matrix); ``score_many`` scores the same queries with several fitted models and may share work between
+them too (∞-AE reuses each kernel block).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import abc
 import copy
 import functools
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Self
 
@@ -26,7 +29,8 @@ import scipy.sparse as sp
 
 from cfbench.devices import precise_jit
 
-__all__ = ["ClosedFormRecommender", "NumericalError", "Recommender", "Support", "as_dense", "check_query_items", "padded_coordinates"]
+__all__ = ["ClosedFormRecommender", "NumericalError", "Recommender", "Support", "as_dense", "check_query_items",
+           "format_lambdas", "padded_coordinates", "parse_lambdas"]
 
 Support = sp.spmatrix | sp.sparray | np.ndarray | jax.Array
 
@@ -89,6 +93,45 @@ def check_query_items(queries: Support, n_items: int, model: str) -> None:
                          f"score users over the support's item columns")
 
 
+def parse_lambdas(value: Any, model: str, minimum: float = 0.0, strict: bool = False) -> tuple[float, ...] | None:
+    """A λ grid from ``"0/0.1/1"`` (the spec form), a sequence of numbers or None (the class's grid).
+
+    The values must be finite, ≥ ``minimum`` (> it where ``strict``), distinct; they are returned in
+    ascending order (the search keeps the first best, so the order only matters on exact ties). Anything
+    else is a one-line ValueError naming the model.
+    """
+    if value is None:
+        return None
+    items: list[Any]
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split("/")]
+    elif isinstance(value, Sequence):
+        items = list(value)
+    else:
+        raise ValueError(f"{model} lambdas must be '/'-separated numbers such as '0/0.1/1/5', got {value!r}")
+    grid: list[float] = []
+    for item in items:
+        try:
+            lam = float(item) if not isinstance(item, bool) else math.nan
+        except (TypeError, ValueError):
+            lam = math.nan
+        if not math.isfinite(lam) or lam < minimum or (strict and lam == minimum):
+            bound = f"> {minimum:g}" if strict else f"≥ {minimum:g}"
+            raise ValueError(f"{model} lambdas must be finite numbers {bound} separated by '/', got {item!r} "
+                             f"in {value!r}")
+        grid.append(lam)
+    if not grid:
+        raise ValueError(f"{model} lambdas must name at least one value, e.g. '0/0.1/1/5'")
+    if len(set(grid)) != len(grid):
+        raise ValueError(f"{model} lambdas repeat a value: {value!r}")
+    return tuple(sorted(grid))
+
+
+def format_lambdas(grid: Sequence[float]) -> str:
+    """The spec form of a λ grid, ``"0/0.1/1"``: what :func:`parse_lambdas` reads back to the same floats."""
+    return "/".join(repr(float(v)).removesuffix(".0") for v in grid)
+
+
 def resolve_dtype(dtype: str) -> Any:
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -125,6 +168,14 @@ class Recommender(abc.ABC):
         ``m.score(queries)`` returns, and fall back to it for models it cannot share work between.
         """
         return [m.score(queries) for m in models]
+
+    @property
+    def search_grid(self) -> tuple[float, ...]:
+        """The λ values the harness searches on validation: the ``lambdas`` hyper-parameter where the model
+        has one and it is set, else the class's ``lambda_grid``."""
+        own = getattr(self, "lambdas", None)
+        grid = None if own is None else parse_lambdas(own, self.name)
+        return tuple(self.lambda_grid) if grid is None else grid
 
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Self
 
 import jax
@@ -32,6 +33,8 @@ from cfbench.models.base import (
     Support,
     as_dense,
     check_query_items,
+    format_lambdas,
+    parse_lambdas,
     resolve_dtype,
 )
 from cfbench.numerics import ridge_solve
@@ -103,6 +106,8 @@ class EASE(ClosedFormRecommender):
     lam: ridge strength λ > 0, finite.
     solver: "auto" (primal when items ≤ users, else dual), "primal" or "dual"; both are exact.
     dtype: "float32" (default) or "float64" (needs JAX x64 mode).
+    lambdas: the λ values (each > 0) searched on validation, '/'-separated (``"0.5/1/2/5/20"``) or a
+        sequence; ``None`` (default) searches :attr:`lambda_grid`. Kept in its canonical spec form.
 
     Invalid values raise a one-line ValueError at construction (and again at ``fit``, as
     ``set_params`` does not construct).
@@ -115,10 +120,13 @@ class EASE(ClosedFormRecommender):
     lambda_grid: ClassVar[tuple[float, ...]] = (1.0, 5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
                                                 10000.0)
 
-    def __init__(self, lam: float = 500.0, solver: str = "auto", dtype: str = "float32") -> None:
+    def __init__(self, lam: float = 500.0, solver: str = "auto", dtype: str = "float32",
+                 lambdas: str | Sequence[float] | None = None) -> None:
         self.lam = lam
         self.solver = solver
         self.dtype = dtype
+        grid = parse_lambdas(lambdas, "EASE", strict=True)
+        self.lambdas = None if grid is None else format_lambdas(grid)
         self._check_params()
 
     def _check_params(self) -> None:
@@ -129,6 +137,7 @@ class EASE(ClosedFormRecommender):
             raise ValueError(f"EASE solver must be 'auto', 'primal' or 'dual', got {self.solver!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"EASE dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        parse_lambdas(self.lambdas, "EASE", strict=True)
 
     def _prepare(self, support: Support) -> tuple[str, jax.Array | None, jax.Array, SparseRows | None]:
         """The λ-independent work: the solver, the dense support (None where nothing needs it: the primal
@@ -179,7 +188,7 @@ class EASE(ClosedFormRecommender):
 
         return ease_footprint(shape.support_rows, shape.n_items, shape.queries, batch_size=shape.batch_size,
                               dtype_bytes=8 if self.dtype == "float64" else 4, solver=self.solver,
-                              grid_size=len(self.lambda_grid), positives=shape.positives, mean_row=shape.mean_row,
+                              grid_size=len(self.search_grid), positives=shape.positives, mean_row=shape.mean_row,
                               eval_chunks=shape.eval_chunks, support_nnz=shape.support_nnz)
 
     def score(self, queries: Support) -> jax.Array:

@@ -32,6 +32,8 @@ from cfbench.models.base import (
     Support,
     as_dense,
     check_query_items,
+    format_lambdas,
+    parse_lambdas,
     resolve_dtype,
 )
 from cfbench.ntk import NTKConfig, ntk_from_gram
@@ -116,6 +118,8 @@ class InfiniteAE(ClosedFormRecommender):
     w_std, b_std: weight and bias standard deviations (NTK parameterisation), finite and ≥ 0.
     dtype: "float32" (default) or "float64" (needs JAX x64 mode).
     block_size: rows of the kernel computed at once (an integer ≥ 1).
+    lambdas: the λ values searched on validation, '/'-separated (``"0/0.1/0.3/1/5/20/50/100"``) or a
+        sequence; ``None`` (default) searches :attr:`lambda_grid`. Kept in its canonical spec form.
 
     Invalid values raise a one-line ValueError at construction (and again at ``fit``, as
     ``set_params`` does not construct).
@@ -126,17 +130,21 @@ class InfiniteAE(ClosedFormRecommender):
     lambda_grid: ClassVar[tuple[float, ...]] = (0.0, 1.0, 5.0, 20.0, 50.0, 100.0)
 
     def __init__(self, lam: float = 5.0, depth: int = 1, w_std: float = math.sqrt(2.0), b_std: float = 0.1,
-                 dtype: str = "float32", block_size: int = DEFAULT_BLOCK) -> None:
+                 dtype: str = "float32", block_size: int = DEFAULT_BLOCK,
+                 lambdas: str | Sequence[float] | None = None) -> None:
         self.lam = lam
         self.depth = depth
         self.w_std = w_std
         self.b_std = b_std
         self.dtype = dtype
         self.block_size = block_size
+        grid = parse_lambdas(lambdas, "∞-AE")
+        self.lambdas = None if grid is None else format_lambdas(grid)
         self._check_params()
 
     def _check_params(self) -> None:
         _check_real("lam", self.lam)
+        parse_lambdas(self.lambdas, "∞-AE")
         _check_int("depth", self.depth)
         _check_real("w_std", self.w_std)
         _check_real("b_std", self.b_std)
@@ -183,7 +191,7 @@ class InfiniteAE(ClosedFormRecommender):
 
         return infinite_ae_footprint(shape.support_rows, shape.n_items, shape.queries, batch_size=shape.batch_size,
                                      dtype_bytes=8 if self.dtype == "float64" else 4, block_size=self.block_size,
-                                     grid_size=len(self.lambda_grid), positives=shape.positives,
+                                     grid_size=len(self.search_grid), positives=shape.positives,
                                      mean_row=shape.mean_row, eval_chunks=shape.eval_chunks,
                                      support_nnz=shape.support_nnz)
 
