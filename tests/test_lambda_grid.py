@@ -109,3 +109,16 @@ def test_a_bad_grid_on_the_command_line_is_one_line_and_exit_2(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("cfbench: error: ") and "lambdas" in err[0]
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.json"))
+
+
+def test_the_memory_plan_counts_the_models_own_grid():
+    from cfbench.memory import UnitShape, infinite_ae_footprint
+
+    shape = UnitShape(2000, 300, 60_000, budget=2000)
+    model = InfiniteAE(lambdas="0/0.01/0.03/0.1/0.3/1/2/5/10/20/50/100")
+    plan = model.memory_footprint(shape)
+    twelve = infinite_ae_footprint(shape.support_rows, shape.n_items, shape.queries, batch_size=shape.batch_size,
+                                   block_size=model.block_size, grid_size=12, positives=shape.positives,
+                                   mean_row=shape.mean_row, eval_chunks=shape.eval_chunks,
+                                   support_nnz=shape.support_nnz)
+    assert plan == twelve
