@@ -31,7 +31,7 @@ TUNE_METRICS = ("hr@10", "ndcg@10", "psp@10", "hr@100", "ndcg@100", "psp@100")
 #: Run flags (argparse ``dest``) that are suite keys of the same name.
 SUITE_FLAGS = ("dataset", "samplers", "models", "budgets", "seeds", "results_dir", "leaderboards_dir",
                "rating_threshold", "dtype", "batch_size", "unit_timeout", "executor", "address", "device",
-               "cpus_per_unit", "tune_metric", "memory_limit", "compile_cache")
+               "cpus_per_unit", "tune_metric", "memory_limit", "compile_cache", "subset_cache")
 
 
 def _int_list(text: str, minimum: int = 0) -> tuple[int, ...]:
@@ -144,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--compile-cache", default=None, metavar="DIR",
                      help="keep JAX's compiled programs in DIR between runs (worth it on a GPU, where compiling "
                           "costs more than computing; default: JAX's own setting, e.g. $JAX_COMPILATION_CACHE_DIR)")
+    run.add_argument("--subset-cache", default=None, metavar="DIR",
+                     help="keep each unit's selected subset in DIR and reuse it in later runs that need the same "
+                          "selection (a new model or λ grid on a Distill-CF sample does not distil again; default: off)")
     run.add_argument("--tune-metric", choices=TUNE_METRICS, default=None,
                      help="validation metric each model's λ is chosen on (default: hr@100, the reference's; another "
                           "one is part of the rows' identity)")

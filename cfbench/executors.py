@@ -166,6 +166,8 @@ class _RayDriver:
         return UnitResult([failure] * len(job.pending), where, self.run.env)
 
     def record(self, job: _InFlight, result: UnitResult) -> None:
+        if result.selection is not None:  # computed on a worker: the driver keeps it (workers share no folder)
+            self.run.keep_selection(job.unit, result.selection)
         where = {**result.computed_by, "attempts": job.attempt, "requested": {
             k: job.options[k] for k in ("num_cpus", "num_gpus", "memory") if k in job.options}}
         for slot, value in zip(job.pending, result.results):
@@ -209,7 +211,8 @@ class _RayDriver:
                         ok = _InFlight(job.unit, job.claim, [job.pending[i] for i in range(len(job.pending))
                                                              if i not in failed], job.attempt, job.started, job.options)
                         self.record(ok, UnitResult([v for i, v in enumerate(result.results) if i not in failed],
-                                                   result.computed_by, result.environment))
+                                                   result.computed_by, result.environment,
+                                                   selection=result.selection))
                         log.warning("%s failed on a Ray worker (%s); retrying once", job.unit.label,
                                     result.results[failed[0]].message)  # type: ignore[union-attr]
                         ref2, retry = self.submit(job.unit, job.claim, [job.pending[i] for i in failed],

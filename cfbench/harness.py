@@ -52,6 +52,7 @@ from cfbench.progress import suite_progress
 from cfbench.results import SCHEMA_VERSION, ResultsError, archive_row, read_row, row_path, write_row
 from cfbench.sampling import Sampler
 from cfbench.splits import Split, freeze, reference_split
+from cfbench.subset_cache import Selection, SubsetCache
 from cfbench.suites import resolved_suite
 from cfbench.unit import UnitTask, compute_unit, device_description, jsonable, process_environment
 
@@ -103,6 +104,9 @@ class SuiteConfig:
     #: Folder where JAX keeps compiled programs between runs (None: JAX's own setting, e.g.
     #: $JAX_COMPILATION_CACHE_DIR). On a GPU compiling costs more than computing (docs/performance.md).
     compile_cache: str | None = None
+    #: Folder where each unit's selection is kept and reused by later units with the same selection identity
+    #: (:mod:`cfbench.subset_cache`): a new model or λ grid on an expensive sample does not select again. None: off.
+    subset_cache: str | None = None
     #: The suite file this configuration was read from (recorded in rows, not in their identity).
     suite_file: str | None = None
 
@@ -258,6 +262,7 @@ class _Run:
         self.summary = RunSummary([])
         self.progress = progress
         self.bar: Any = None
+        self.cache = SubsetCache(config.subset_cache) if config.subset_cache is not None else None
 
     # ------------------------------------------------------------------ units
 
@@ -348,7 +353,27 @@ class _Run:
         return UnitTask(unit.seed, unit.sampler, unit.budget, [s.model for s in pending],
                         [self.config.batch_size] * len(pending), self.config.unit_timeout, self.config.device,
                         dtype=self.config.dtype, memory_limit=self.config.memory_limit,
-                        tune_metric=self.config.tune_metric)
+                        tune_metric=self.config.tune_metric, selection=self.kept_selection(unit),
+                        keep_selection=self.cache is not None)
+
+    def selection_file(self, unit: _Unit) -> Path:
+        assert self.cache is not None
+        return self.cache.path(self.label, unit.sampler.spec(), unit.budget, unit.seed, unit.slots[0].identity)
+
+    def kept_selection(self, unit: _Unit) -> Selection | None:
+        """The subset cache's selection for ``unit`` (None without a cache, or where it has none that matches)."""
+        if self.cache is None:
+            return None
+        kept = self.cache.load(self.selection_file(unit), unit.slots[0].identity)
+        if kept is not None:
+            log.info("%s: reusing the selection kept in %s (computed %s)", unit.label, self.selection_file(unit),
+                     kept.created)
+        return kept
+
+    def keep_selection(self, unit: _Unit, selection: Selection) -> None:
+        """Keep a freshly computed selection of ``unit`` in the subset cache (a no-op without one)."""
+        if self.cache is not None and self.cache.save(self.selection_file(unit), unit.slots[0].identity, selection):
+            log.info("%s: selection kept in %s", unit.label, self.selection_file(unit))
 
     def predicted_cost(self, unit: _Unit) -> float:
         """Relative cost of ``unit``, to submit the long ones first (∞-AE is O(U²·I + U³) in the support's users)."""
@@ -393,7 +418,8 @@ class _Run:
 
         result = compute_unit(self.task(unit, pending), self.split(unit.seed), self.fingerprints[unit.seed],
                               lambda: self.split(unit.seed, rebuild=True),
-                              lambda i, value: self.record(unit, pending[i], value, where), on_stuck)
+                              lambda i, value: self.record(unit, pending[i], value, where), on_stuck,
+                              lambda selection: self.keep_selection(unit, selection))
         if result.split_modified:
             self.split(unit.seed, rebuild=True)
 
@@ -507,6 +533,11 @@ def run_suite(config: SuiteConfig, progress: bool = True,
         raise ResultsError(f"results directory {results_dir} exists and is not a folder (it is a file); pass a folder "
                            "to --results-dir")
     matmul_precision()  # a bad $CFBENCH_MATMUL_PRECISION: one line before anything runs
+    if config.subset_cache is not None:
+        cache = Path(config.subset_cache).absolute()
+        if cache.exists() and not cache.is_dir():
+            raise ResultsError(f"subset cache {cache} exists and is not a folder; pass a folder to --subset-cache")
+        config = dataclasses.replace(config, subset_cache=str(cache))
     if config.compile_cache is not None:
         config = dataclasses.replace(config, compile_cache=str(use_compile_cache(config.compile_cache)))
     if config.executor == "local":

@@ -189,8 +189,9 @@ SUITE_KEYS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "leaderboards_dir": ("a folder path (relative to the suite file's folder)", _string),
     "tune_metric": ("a per-user validation metric: hr@10, ndcg@10, psp@10, hr@100, ndcg@100 or psp@100", _tune_metric),
     "compile_cache": ("a folder path (relative to the suite file's folder)", _string),
+    "subset_cache": ("a folder path (relative to the suite file's folder)", _string),
 }
-_PATH_KEYS = ("results_dir", "leaderboards_dir", "compile_cache")
+_PATH_KEYS = ("results_dir", "leaderboards_dir", "compile_cache", "subset_cache")
 _SAMPLER_TABLE_KEYS = ("name", "params", "budgets", "seeds", "models")
 _MODEL_TABLE_KEYS = ("name", "params")
 

@@ -4,7 +4,9 @@ This is the part of a suite that runs where the work is done — in the driver w
 executor, in a Ray worker with the Ray executor — so it reads nothing from disk and writes
 nothing: it gets the split and the plugins, and returns, per model, the row body (metrics,
 λ, timings) or the :class:`~cfbench.guard.UnitFailure` that ended it. The harness adds each
-row's identity and writes it.
+row's identity and writes it. A selection kept by the subset cache (:mod:`cfbench.subset_cache`)
+comes in the task, and a fresh one goes back (``on_selection`` and :attr:`UnitResult.selection`):
+the harness, not the worker, reads and writes the cache.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from cfbench.peruser import encode_per_user
 from cfbench.results import environment
 from cfbench.sampling import Sampler, SelectionData
 from cfbench.splits import Split
-from cfbench.subsets import subset_size, support_matrix, validate_subset
+from cfbench.subset_cache import Selection
+from cfbench.subsets import SubsetError, subset_size, support_matrix, validate_subset
 from cfbench.timing import Stopwatch
 
 __all__ = ["FIT_REPEATS", "FIT_REPEAT_BUDGET_S", "UnitTask", "UnitResult", "compute_unit", "device_description",
@@ -86,6 +89,10 @@ class UnitTask:
     #: The fraction of its accelerator this unit was given (Ray GPU shares): its limit is that part.
     memory_share: float = 1.0
     tune_metric: str = SELECTION_METRIC  # validation metric λ is chosen on
+    #: A selection the subset cache kept for this unit's selection identity: used instead of selecting.
+    selection: Selection | None = None
+    #: Return a fresh selection in :attr:`UnitResult.selection` (the Ray executor's driver keeps it in the cache).
+    keep_selection: bool = False
 
 
 @dataclasses.dataclass
@@ -96,6 +103,8 @@ class UnitResult:
     computed_by: dict[str, Any]
     environment: dict[str, Any]
     split_modified: bool = False
+    #: The selection this unit computed (None when it reused the task's, or selecting failed), for the cache.
+    selection: Selection | None = None
 
 
 @functools.cache
@@ -112,21 +121,40 @@ def _check_split(split: Split, fingerprint: str, phase: str) -> None:
 
 def compute_unit(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callable[[], Split],
                  on_result: Callable[[int, dict[str, Any] | UnitFailure], None] | None = None,
-                 on_stuck: Callable[[Sequence[int], UnitFailure], None] | None = None) -> UnitResult:
-    """Select the subset, then tune (λ on validation), fit (timed) and test every model of ``task``.
+                 on_stuck: Callable[[Sequence[int], UnitFailure], None] | None = None,
+                 on_selection: Callable[[Selection], None] | None = None) -> UnitResult:
+    """Select the subset (or take ``task.selection``), then tune (λ on validation), fit (timed) and test every
+    model of ``task``.
 
     ``fresh_split()`` gives an unmodified split when a plugin modified this one (the next models
     of the unit use it). ``on_result(i, body_or_failure)`` is called as soon as model ``i`` is done (the local executor
     writes its row then); ``on_stuck(indices, failure)`` is called by the watchdog, for the models
     not yet done, when native code overruns the time limit (the process ends right after).
+    ``on_selection(selection)`` is called once a fresh selection is validated, before any model runs (the local
+    executor keeps it in the subset cache then, so a crash later in the unit does not lose it).
     """
     with on_device(task.device) as device:
-        return _compute(task, split, fingerprint, fresh_split, on_result, on_stuck, device)
+        return _compute(task, split, fingerprint, fresh_split, on_result, on_stuck, on_selection, device)
+
+
+def _reused_selection(task: UnitTask, split: Split) -> Selection | None:
+    """``task.selection`` validated against this split (a kept subset that does not fit is selected again)."""
+    kept = task.selection
+    if kept is None:
+        return None
+    try:
+        subset = validate_subset(kept.subset, split.train, task.budget, task.sampler.spec())
+    except SubsetError as err:
+        log.warning("subset cache: the kept selection of %s b=%d does not fit this split (%s); selecting again",
+                    task.sampler.spec(), task.budget, err)
+        return None
+    return dataclasses.replace(kept, subset=subset)
 
 
 def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callable[[], Split],
              on_result: Callable[[int, dict[str, Any] | UnitFailure], None] | None,
-             on_stuck: Callable[[Sequence[int], UnitFailure], None] | None, device: Any) -> UnitResult:
+             on_stuck: Callable[[Sequence[int], UnitFailure], None] | None,
+             on_selection: Callable[[Selection], None] | None, device: Any) -> UnitResult:
     where = device_description(device)
     deadline = Deadline(task.timeout)
     results: list[dict[str, Any] | UnitFailure | None] = [None] * len(task.models)
@@ -157,14 +185,25 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
         for i, model in enumerate(task.models):
             done(i, infeasible_body(plan.reason_for(i), plan.record(i)))
         return UnitResult(list(results), where, process_environment(), modified)  # type: ignore[arg-type]
+    kept = _reused_selection(task, split)
+    fresh: Selection | None = None
     try:
-        rng = np.random.default_rng([task.seed, task.budget])
-        with Stopwatch() as select_sw, PeakMemory() as select_mem:
-            subset = guarded("select", lambda: task.sampler.select(SelectionData(split), task.budget, rng),
-                             deadline, stuck)
-        _check_split(split, fingerprint, "select")
-        subset = guarded("select", lambda: validate_subset(subset, split.train, task.budget, task.sampler.spec()))
-        diagnostics = guarded("diagnostics", lambda: jsonable(task.sampler.diagnostics()))
+        if kept is None:
+            rng = np.random.default_rng([task.seed, task.budget])
+            with Stopwatch() as select_sw, PeakMemory() as select_mem:
+                subset = guarded("select", lambda: task.sampler.select(SelectionData(split), task.budget, rng),
+                                 deadline, stuck)
+            _check_split(split, fingerprint, "select")
+            subset = guarded("select", lambda: validate_subset(subset, split.train, task.budget, task.sampler.spec()))
+            diagnostics = guarded("diagnostics", lambda: jsonable(task.sampler.diagnostics()))
+            reused = diagnostics.get("reused_seconds", 0.0) if isinstance(diagnostics, dict) else 0.0
+            fresh = Selection(subset, diagnostics, {
+                "select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
+                "select_cost_s": select_sw.seconds + (reused if isinstance(reused, float | int) else 0.0)},
+                select_mem.record(), where)
+        selection = kept if kept is not None else fresh
+        assert selection is not None
+        subset, diagnostics = selection.subset, selection.diagnostics
         support = support_matrix(subset, split.train)
         size = subset_size(subset, split.train)
     except UnitFailure as failure:
@@ -172,9 +211,9 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
         for i in range(len(task.models)):
             done(i, failure)
         return UnitResult(list(results), where, process_environment(), modified)  # type: ignore[arg-type]
-    reused = diagnostics.get("reused_seconds", 0.0) if isinstance(diagnostics, dict) else 0.0
-    select_timings = {"select_s": select_sw.seconds, "select_compile_s": select_sw.compile_seconds,
-                      "select_cost_s": select_sw.seconds + (reused if isinstance(reused, float | int) else 0.0)}
+    if fresh is not None and on_selection is not None:
+        on_selection(fresh)
+    select_timings = dict(selection.timings)
     retained = plan.support_bytes + plan.selection.retained_bytes
     # Building the split's validation and test tasks (first evaluation of this split object).
     tasks_bytes = evaluation_task_footprint(shape.n_users, shape.n_items, shape.nnz).peak_bytes
@@ -201,11 +240,14 @@ def _compute(task: UnitTask, split: Split, fingerprint: str, fresh_split: Callab
         _EVALUATED.add(fingerprint)
         _TASKS_BUILT.add(split)
         body.update({"status": "ok", "subset_kind": subset.kind, "subset": size, "selection": diagnostics})
+        if selection.source is not None:
+            body["selection_reused"] = selection.source
         body["timings"] = {**select_timings, **body["timings"]}
-        body["memory"] = {"plan": model_plan.record(), "measured": {"select": select_mem.record(),
+        body["memory"] = {"plan": model_plan.record(), "measured": {"select": selection.memory,
                                                                     **body.pop("measured_memory")}}
         done(i, body)
-    return UnitResult(list(results), where, process_environment(), modified)  # type: ignore[arg-type]
+    return UnitResult(list(results), where, process_environment(), modified,  # type: ignore[arg-type]
+                      fresh if task.keep_selection else None)
 
 
 def infeasible_body(reason: str, plan: dict[str, Any]) -> dict[str, Any]:

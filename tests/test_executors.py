@@ -78,6 +78,28 @@ def test_ray_rows_equal_local_rows(cluster, tmp_path):
     assert again.computed == 0 and again.reused == 28
 
 
+def test_selections_computed_on_workers_are_kept_by_the_driver(cluster, tmp_path):
+    # Workers share no folder with the driver: a fresh selection comes back with the rows, the driver keeps it,
+    # and a later local run (a new model) reuses it instead of selecting again.
+    count = Path(os.environ["CFBENCH_TEST_MARKER_DIR"]) / "selections"
+    selections = lambda: len(count.read_text().splitlines()) if count.exists() else 0  # noqa: E731
+    suite = dict(dataset="ml-latest-small", samplers=("tests.test_subset_cache:CountingSynthetic", "svp-cf"),
+                 models=("ease",), budgets=(10,), seeds=(0,), device="cpu", subset_cache=str(tmp_path / "cache"))
+    on_ray = run_suite(SuiteConfig(**suite, results_dir=tmp_path / "ray", executor="ray", address=cluster.address),
+                       progress=False)
+    assert on_ray.ok and len(list((tmp_path / "cache").rglob("*.npz"))) == 2
+    before = selections()
+    assert before >= 1
+    local = run_suite(SuiteConfig(**{**suite, "models": ("ease", "infinite-ae")}, results_dir=tmp_path / "local"),
+                      progress=False)
+    assert local.ok and local.computed == 4 and selections() == before
+    a, b = _rows(on_ray), _rows(local)
+    for name, row in a.items():
+        assert b[name]["selection_reused"]["computed_by"]["pid"] == row["computed_by"]["pid"] != os.getpid()
+        for key in ("identity_key", "metrics", "lambda", "subset", "selection"):
+            assert row[key] == b[name][key], (name, key)
+
+
 def test_gpu_requests_and_visible_devices(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("CFBENCH_MATMUL_PRECISION", "high")  # the driver's choice must hold in the workers
     summary = run_suite(SuiteConfig(dataset="ml-latest-small", samplers=("random-users",), models=("ease",),
