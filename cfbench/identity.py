@@ -9,9 +9,10 @@ the identity of the computation the harness is about to run. The identity covers
 * the **protocol**: split protocol, its version, rating threshold, minimum interactions, seed;
 * the **evaluation**: its version, cut-offs, AUC negatives and the λ-selection metric;
 * the **sampler**: name, every parameter, ``version``; and the budget;
-* the **model**: name, every hyper-parameter except the tuned ``lam``, ``version``; the dtype. A λ grid
-  left at the model's default (``lambdas`` None) is left out, so rows written before models took a
-  ``lambdas`` parameter keep their identity; a grid that is set is part of it.
+* the **model**: name, every hyper-parameter except the tuned ``lam``, ``version``; the dtype. A
+  hyper-parameter added after rows were published is left out at the value that computes what the rows
+  computed (:data:`NEUTRAL_PARAMS`: a λ grid left at the model's default, ``lambdas`` None; ∞-AE's
+  ``exact_interpolation`` off), so those rows keep their identity; any other value is part of it.
 
 Bump :data:`PROTOCOL` or :data:`EVALUATION` ``version`` when the split or the metrics change
 what they compute: every existing row then becomes stale and is re-run.
@@ -28,10 +29,13 @@ import numpy as np
 from cfbench.datasets import DATASETS, Interactions
 from cfbench.synthetic import is_synthetic
 
-__all__ = ["EVALUATION", "PROTOCOL", "content_hash", "dataset_label", "describe_difference", "identity_key",
-           "row_identity"]
+__all__ = ["EVALUATION", "NEUTRAL_PARAMS", "PROTOCOL", "content_hash", "dataset_label", "describe_difference",
+           "identity_key", "is_neutral", "row_identity"]
 
 PROTOCOL = {"name": "reference", "version": 1, "min_interactions": 3}
+#: Model hyper-parameters added after rows were published, at the value that computes what those rows computed:
+#: at that value they are left out of the identity (and the rows keep theirs).
+NEUTRAL_PARAMS: dict[str, Any] = {"lambdas": None, "exact_interpolation": False}
 EVALUATION = {"version": 1, "cutoffs": [10, 100], "auc_negatives": 50, "selection_metric": "hr@100"}
 
 
@@ -95,10 +99,18 @@ def row_identity(*, data: Interactions, rating_threshold: float | None, seed: in
         "sampler": {"name": sampler_name, "params": sampler_params, "version": str(sampler_version)},
         "budget": budget,
         "model": {"name": model_name, "params": {k: v for k, v in model_params.items()
-                                                 if k != "lam" and not (k == "lambdas" and v is None)},
+                                                 if k != "lam" and not is_neutral(k, v)},
                   "version": str(model_version)},
         "dtype": dtype,
     })
+
+
+def is_neutral(name: str, value: Any) -> bool:
+    """Whether model hyper-parameter ``name`` at ``value`` is left out of identities (:data:`NEUTRAL_PARAMS`)."""
+    if name not in NEUTRAL_PARAMS:
+        return False
+    neutral = NEUTRAL_PARAMS[name]
+    return value is neutral if neutral is None else (type(value) is type(neutral) and value == neutral)
 
 
 def identity_key(identity: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbench.datasets import DATASETS, Interactions, load_dataset
-from cfbench.identity import dataset_label, identity_key, row_identity
+from cfbench.identity import dataset_label, identity_key, is_neutral, row_identity
 from cfbench.plugins import load_model, load_sampler
 from cfbench.results import SCHEMA_VERSION, iter_rows, row_path, write_row
 from cfbench.splits import reference_split
@@ -52,7 +52,7 @@ def _upgrade(path: Path, row: dict[str, Any], root: Path, data: Interactions, sp
         return "its sampler parameters or version differ from the current ones"
     model = load_model(row["model_spec"], dtype=row.get("dtype", "float32"))
     def tuned_out(params: dict[str, Any]) -> dict[str, Any]:  # λ is tuned; a default λ grid predates `lambdas`
-        return {k: v for k, v in params.items() if k != "lam" and not (k == "lambdas" and v is None)}
+        return {k: v for k, v in params.items() if k != "lam" and not is_neutral(k, v)}
 
     if tuned_out(_jsonable(model.get_params())) != tuned_out(row["model_params"]) or model.version != "1":
         return "its model parameters differ from the current ones"

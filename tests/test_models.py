@@ -109,7 +109,8 @@ def test_float64_without_x64_mode_is_a_clear_error():
 def test_clone_and_params_follow_sklearn_conventions():
     model = InfiniteAE(lam=1.0, depth=2)
     assert model.get_params() == {"lam": 1.0, "depth": 2, "w_std": model.w_std, "b_std": 0.1, "dtype": "float32",
-                                  "block_size": model.block_size, "lambdas": None}
+                                  "block_size": model.block_size, "lambdas": None,
+                                  "exact_interpolation": False}
     fitted = model.clone().fit(_data())
     assert hasattr(fitted, "alpha_") and not hasattr(fitted.clone(), "alpha_")
     with pytest.raises(ValueError, match="no hyper-parameter"):

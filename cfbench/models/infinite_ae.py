@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
 
 from cfbench.devices import precise_jit
 from cfbench.gram import SparseRows, exact_pair, exact_rows, sparse_gram, sparse_pays
@@ -107,6 +109,24 @@ def _sparse_kernel_matrix(rows: SparseRows, support_sq: jax.Array, dtype: Any, c
     return jnp.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
+def _row_keys(rows: Support) -> list[tuple[bytes, bytes]]:
+    """Each row's non-zeros as (column indices, float64 values) bytes: equal keys, equal rows."""
+    csr = sp.csr_matrix(rows if sp.issparse(rows) else np.asarray(rows), copy=True)
+    csr.sum_duplicates()
+    csr.eliminate_zeros()
+    csr.sort_indices()
+    indptr, indices, data = csr.indptr, csr.indices.astype(np.int64), csr.data.astype(np.float64)
+    return [(indices[a:b].tobytes(), data[a:b].tobytes()) for a, b in zip(indptr[:-1], indptr[1:])]
+
+
+def _row_index(rows: Support) -> dict[tuple[bytes, bytes], int]:
+    """Support row of each distinct row key (the first of identical rows)."""
+    index: dict[tuple[bytes, bytes], int] = {}
+    for j, key in enumerate(_row_keys(rows)):
+        index.setdefault(key, j)
+    return index
+
+
 class InfiniteAE(ClosedFormRecommender):
     """Infinitely wide autoencoder (Dense→ReLU→Dense NTK) fitted in closed form.
 
@@ -120,6 +140,11 @@ class InfiniteAE(ClosedFormRecommender):
     block_size: rows of the kernel computed at once (an integer ≥ 1).
     lambdas: the λ values searched on validation, '/'-separated (``"0/0.1/0.3/1/5/20/50/100"``) or a
         sequence; ``None`` (default) searches :attr:`lambda_grid`. Kept in its canonical spec form.
+    exact_interpolation: at λ = 0 the fit interpolates its support, so a query identical to a support row is
+        predicted as that row, exactly: its unseen items all score 0 and the evaluation's tie-break ranks them.
+        Off (the default, what every published row computed), Θ(X_q, X_s)α gives those items float rounding
+        noise instead (≈ 1e-7), which ranks them differently on another machine or dtype and can decide λ
+        (README, "λ = 0 and rounding noise"). Part of a row's identity when on.
 
     Invalid values raise a one-line ValueError at construction (and again at ``fit``, as
     ``set_params`` does not construct).
@@ -131,7 +156,7 @@ class InfiniteAE(ClosedFormRecommender):
 
     def __init__(self, lam: float = 5.0, depth: int = 1, w_std: float = math.sqrt(2.0), b_std: float = 0.1,
                  dtype: str = "float32", block_size: int = DEFAULT_BLOCK,
-                 lambdas: str | Sequence[float] | None = None) -> None:
+                 lambdas: str | Sequence[float] | None = None, exact_interpolation: bool = False) -> None:
         self.lam = lam
         self.depth = depth
         self.w_std = w_std
@@ -140,6 +165,7 @@ class InfiniteAE(ClosedFormRecommender):
         self.block_size = block_size
         grid = parse_lambdas(lambdas, "∞-AE")
         self.lambdas = None if grid is None else format_lambdas(grid)
+        self.exact_interpolation = exact_interpolation
         self._check_params()
 
     def _check_params(self) -> None:
@@ -149,6 +175,8 @@ class InfiniteAE(ClosedFormRecommender):
         _check_real("w_std", self.w_std)
         _check_real("b_std", self.b_std)
         _check_int("block_size", self.block_size)
+        if not isinstance(self.exact_interpolation, bool | np.bool_):
+            raise ValueError(f"∞-AE exact_interpolation must be true or false, got {self.exact_interpolation!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"∞-AE dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
@@ -182,7 +210,25 @@ class InfiniteAE(ClosedFormRecommender):
         fitted = self.clone(lam=lam)
         fitted.support_, fitted.support_sq_, fitted.alpha_ = xs, xs_sq, alpha
         fitted.support_rows_ = rows
+        fitted.self_rows_ = _row_index(rows.rows if rows is not None else sp.csr_matrix(np.asarray(xs))) \
+            if lam == 0 and self.exact_interpolation else None
         return fitted
+
+    def _interpolated(self, queries: Support, scores: jax.Array) -> jax.Array:
+        """``scores`` with the rows of queries identical to a support row replaced by that row (λ = 0 and
+        ``exact_interpolation`` only; see the class docstring)."""
+        index: dict[tuple[bytes, bytes], int] | None = getattr(self, "self_rows_", None)
+        if not index:
+            return scores
+        q_rows, s_rows = [], []
+        for i, key in enumerate(_row_keys(queries)):
+            j = index.get(key)
+            if j is not None:
+                q_rows.append(i)
+                s_rows.append(j)
+        if not q_rows:
+            return scores
+        return scores.at[jnp.asarray(q_rows)].set(self.support_[jnp.asarray(s_rows)].astype(scores.dtype))
 
     def memory_footprint(self, shape: UnitShape) -> Footprint:
         """Predicted peak memory of this model's λ search, timed fit and test evaluation on ``shape``
@@ -218,9 +264,9 @@ class InfiniteAE(ClosedFormRecommender):
     def score(self, queries: Support) -> jax.Array:
         block = self._sparse_query_kernel(queries)
         if block is not None:
-            return _apply_alpha(block, self.alpha_)
+            return self._interpolated(queries, _apply_alpha(block, self.alpha_))
         q = as_dense(queries, self.alpha_.dtype)
-        return _score_block(q, self.support_, self.support_sq_, self.alpha_, self.config)
+        return self._interpolated(queries, _score_block(q, self.support_, self.support_sq_, self.alpha_, self.config))
 
     def _kernel_key(self) -> tuple[Any, ...] | None:
         """What Θ(X_q, X_s) depends on, or None where ``score`` is overridden (no sharing then)."""
@@ -248,5 +294,5 @@ class InfiniteAE(ClosedFormRecommender):
                 continue
             block = members[0][1]._query_kernel(queries)
             for i, model in members:
-                out[i] = _apply_alpha(block, model.alpha_)
+                out[i] = model._interpolated(queries, _apply_alpha(block, model.alpha_))
         return cast(list[jax.Array], out)
