@@ -83,7 +83,7 @@ def test_selections_computed_on_workers_are_kept_by_the_driver(cluster, tmp_path
     # and a later local run (a new model) reuses it instead of selecting again.
     count = Path(os.environ["CFBENCH_TEST_MARKER_DIR"]) / "selections"
     selections = lambda: len(count.read_text().splitlines()) if count.exists() else 0  # noqa: E731
-    suite = dict(dataset="ml-latest-small", samplers=("tests.test_subset_cache:CountingSynthetic", "svp-cf"),
+    suite = dict(dataset="ml-latest-small", samplers=("tests.test_subset_cache:CountingSynthetic", "random-users"),
                  models=("ease",), budgets=(10,), seeds=(0,), device="cpu", subset_cache=str(tmp_path / "cache"))
     on_ray = run_suite(SuiteConfig(**suite, results_dir=tmp_path / "ray", executor="ray", address=cluster.address),
                        progress=False)
