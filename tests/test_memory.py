@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from cfbench import memory
 from cfbench.evaluation import evaluate, evaluation_task, select_lambda
+from cfbench.identity import NEUTRAL_PARAMS, is_neutral
 from cfbench.memory import (
     ACCELERATOR_SLACK,
     ENV_LIMIT,
@@ -135,11 +136,14 @@ def test_ease_terms_for_a_tiny_shape() -> None:
 
 def test_models_declare_their_footprints_without_new_parameters() -> None:
     shape = UnitShape(6040, 3706, 791_718, budget=6040)
-    for model, params in ((InfiniteAE(), {"lam", "depth", "w_std", "b_std", "dtype", "block_size", "lambdas"}),
+    for model, params in ((InfiniteAE(), {"lam", "depth", "w_std", "b_std", "dtype", "block_size", "lambdas",
+                                          "exact_interpolation"}),
                           (EASE(), {"lam", "solver", "dtype", "lambdas"})):
         assert isinstance(model, MemoryAware)
-        # a row's identity is unchanged: `lambdas` at its default (None) is left out of it (tests/test_lambda_grid.py)
-        assert set(model.get_params()) == params and model.get_params()["lambdas"] is None
+        # a row's identity is unchanged: the parameters added since rows were published (`lambdas`, ∞-AE's
+        # `exact_interpolation`) are left out of it at their defaults (identity.NEUTRAL_PARAMS)
+        added = {k: v for k, v in model.get_params().items() if k in NEUTRAL_PARAMS}
+        assert set(model.get_params()) == params and all(is_neutral(k, v) for k, v in added.items()) and added
         assert model_footprint(model, shape) == model.memory_footprint(shape)
     # float64 doubles the kernel
     k32 = InfiniteAE().memory_footprint(shape).breakdown["kernel"]
